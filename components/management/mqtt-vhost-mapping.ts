@@ -1,0 +1,194 @@
+/**
+ * This stack's entries in a broker-wide MQTT mapping (`mqtt_default_vhosts` or
+ * `mqtt_port_to_vhost_mapping`). Each is one JSON object that every tenant stack shares, and the
+ * management API can only replace it whole, so a read-modify-write from two stacks at once would
+ * lose one of them. Every change therefore runs under a broker-side lock:
+ *
+ * - The lock is a durable queue in `lockVhost` (default `/`) whose `x-max-length` argument is a
+ *   random token. Declaring a queue is atomic in the broker, and redeclaring it with a different
+ *   `x-max-length` fails with 406 PRECONDITION_FAILED (the management API answers 400), so exactly
+ *   one holder succeeds. The queue never holds messages; the argument is only the token.
+ * - `x-expires` makes the lock a lease: if a holder dies, the broker deletes the queue after
+ *   LOCK_LEASE_MS and others proceed.
+ * - After writing, the holder reads the object back and checks its entries (guards against writers
+ *   that bypass the lock, e.g. an operator with rabbitmqctl).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import {
+  checkMappingEntry,
+  ownedView,
+  planMappingChange,
+  type MappingEntries,
+  type MqttMappingParameter,
+} from "../../core/mqtt-mappings";
+import { managementCall, managementRequest, seg, type ManagementConnection } from "./api";
+
+export const LOCK_LEASE_MS = 30_000;
+export const LOCK_WAIT_MS = 180_000;
+
+export interface MqttVhostMappingProps {
+  readonly connection: ManagementConnection;
+  readonly parameter: MqttMappingParameter;
+  readonly entries: MappingEntries;
+  readonly lockVhost: string;
+}
+
+function lockQueuePath(p: MqttVhostMappingProps): string {
+  return `queues/${seg(p.lockVhost)}/${seg(`rabbitmq-mqtt.lock.${p.parameter}`)}`;
+}
+
+async function acquireLock(p: MqttVhostMappingProps): Promise<number> {
+  // 1 .. 2^31-1: a token no other holder will pick in practice (collision needs the same value).
+  const token = 1 + Math.floor(Math.random() * 2_147_483_646);
+  const body = {
+    durable: true,
+    auto_delete: false,
+    arguments: { "x-max-length": token, "x-expires": LOCK_LEASE_MS },
+  };
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let delay = 20;
+  for (;;) {
+    const res = await managementRequest(p.connection, "PUT", lockQueuePath(p), body);
+    if (res.status === 201 || res.status === 204) return token;
+    if (res.status !== 400 && res.status !== 406) {
+      throw new Error(
+        `cannot take the ${p.parameter} lock (queue in vhost '${p.lockVhost}'): management API answered ${res.status}` +
+          (res.status === 404 ? `; vhost '${p.lockVhost}' must exist and the admin user needs permissions there` : ""),
+      );
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${LOCK_WAIT_MS / 1000}s waiting for the ${p.parameter} lock held by another stack; ` +
+          `if no other pulumi up is running, the lock expires by itself within ${LOCK_LEASE_MS / 1000}s`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
+    delay = Math.min(delay * 2, 1000);
+  }
+}
+
+async function releaseLock(p: MqttVhostMappingProps, token: number): Promise<void> {
+  const res = await managementRequest(p.connection, "GET", lockQueuePath(p));
+  const args = (res.body as { arguments?: Record<string, unknown> } | undefined)?.arguments;
+  // Only delete our own lock: after a lease ran out, the queue may be another holder's.
+  if (res.status === 200 && args?.["x-max-length"] === token) {
+    await managementRequest(p.connection, "DELETE", lockQueuePath(p));
+  }
+}
+
+async function readParameter(p: MqttVhostMappingProps): Promise<Record<string, string>> {
+  const res = await managementCall(p.connection, "GET", `global-parameters/${seg(p.parameter)}`, undefined, [200, 404]);
+  if (res.status === 404) return {};
+  const value = (res.body as { value?: unknown }).value;
+  const out: Record<string, string> = {};
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (typeof v === "string") Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+    }
+  }
+  return out;
+}
+
+/** Moves this stack's entries from `owned` to `desired` under the lock; returns what it wrote. */
+export async function applyMappingChange(
+  p: MqttVhostMappingProps,
+  owned: MappingEntries,
+  desired: MappingEntries,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const token = await acquireLock(p);
+    try {
+      const current = await readParameter(p);
+      const plan = planMappingChange(current, owned, desired);
+      if (plan.conflicts.length > 0) {
+        throw new Error(
+          `${p.parameter}: ` +
+            plan.conflicts
+              .map((c) => `entry ${JSON.stringify(c.key)} already maps to vhost '${c.current}', not '${c.desired}' (another stack owns it)`)
+              .join("; "),
+        );
+      }
+      if (plan.changed) {
+        await managementCall(p.connection, "PUT", `global-parameters/${seg(p.parameter)}`, {
+          name: p.parameter,
+          component: "global",
+          value: plan.next,
+        });
+      }
+      const after = await readParameter(p);
+      const desiredOk = Object.entries(desired).every(([k, v]) => after[k] === v);
+      const removedOk = Object.entries(owned).every(([k, v]) => k in desired || after[k] !== v);
+      if (desiredOk && removedOk) return;
+      if (attempt >= 5) {
+        throw new Error(`${p.parameter}: entries did not stick after ${attempt} attempts; something is writing it without the lock`);
+      }
+    } finally {
+      await releaseLock(p, token);
+    }
+  }
+}
+
+function validateProps(p: MqttVhostMappingProps): string[] {
+  return Object.entries(p.entries ?? {}).flatMap(([k, v]) => {
+    const problem = checkMappingEntry(p.parameter, k, v);
+    return problem === undefined ? [] : [problem];
+  });
+}
+
+export const mqttVhostMappingProvider: pulumi.dynamic.ResourceProvider = {
+  async check(_olds: MqttVhostMappingProps, news: MqttVhostMappingProps) {
+    return { inputs: news, failures: validateProps(news).map((reason) => ({ property: "entries", reason })) };
+  },
+  async diff(_id: string, olds: MqttVhostMappingProps, news: MqttVhostMappingProps) {
+    const replaces = olds.parameter !== news.parameter ? ["parameter"] : [];
+    const sameEntries =
+      Object.keys(olds.entries).length === Object.keys(news.entries).length &&
+      Object.entries(news.entries).every(([k, v]) => olds.entries[k] === v);
+    const changes =
+      replaces.length > 0 ||
+      !sameEntries ||
+      olds.lockVhost !== news.lockVhost ||
+      JSON.stringify(olds.connection) !== JSON.stringify(news.connection);
+    return { changes, replaces, deleteBeforeReplace: true };
+  },
+  async create(inputs: MqttVhostMappingProps) {
+    await applyMappingChange(inputs, {}, inputs.entries);
+    return { id: `${inputs.parameter}/${Object.keys(inputs.entries).sort().join(",")}`.slice(0, 200), outs: inputs };
+  },
+  async read(id: string, props: MqttVhostMappingProps) {
+    // Drift: the state shows what our keys hold now; a missing or changed entry makes the next
+    // `pulumi up` write it back.
+    const current = await readParameter(props);
+    return { id, props: { ...props, entries: ownedView(current, Object.keys(props.entries)) } };
+  },
+  async update(_id: string, olds: MqttVhostMappingProps, news: MqttVhostMappingProps) {
+    await applyMappingChange(news, olds.entries, news.entries);
+    return { outs: news };
+  },
+  async delete(_id: string, props: MqttVhostMappingProps) {
+    await applyMappingChange(props, props.entries, {});
+  },
+};
+
+export interface MqttVhostMappingArgs {
+  connection: pulumi.Input<ManagementConnection>;
+  parameter: MqttMappingParameter;
+  entries: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Vhost that holds the lock queue; it must exist. Default `/`. */
+  lockVhost?: pulumi.Input<string>;
+}
+
+export class MqttVhostMapping extends pulumi.dynamic.Resource {
+  declare public readonly entries: pulumi.Output<Record<string, string>>;
+
+  constructor(name: string, args: MqttVhostMappingArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      mqttVhostMappingProvider,
+      name,
+      { connection: args.connection, parameter: args.parameter, entries: args.entries, lockVhost: args.lockVhost ?? "/" },
+      { ...opts, additionalSecretOutputs: ["connection"] },
+      "rabbitmq-mqtt",
+      "MqttVhostMapping",
+    );
+  }
+}

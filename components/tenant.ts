@@ -1,0 +1,160 @@
+/**
+ * `Tenant`: everything one tenant needs on the broker, from a validated TenantModel: its vhost
+ * (with metadata and limits), one user per identity with vhost and topic permissions compiled from
+ * its MQTT grants, user limits, and the policy for its MQTT subscription queues.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as rabbitmq from "@pulumi/rabbitmq";
+import * as random from "@pulumi/random";
+import { MQTT_SUBSCRIPTION_QUEUE_PREFIX } from "../core/permissions";
+import type { IdentityModel, SubscriptionQueuePolicyModel, TenantModel } from "../core/tenant-config";
+import { escapeRegex } from "../core/names";
+import type { ManagementConnection } from "./management/api";
+import { UserLimits, VhostLimits } from "./management/limits";
+import { VhostMetadata } from "./management/vhost-metadata";
+
+export interface TenantArgs {
+  /** Validated with parseTenantConfig before any resource exists. */
+  readonly model: TenantModel;
+  /** Provider for @pulumi/rabbitmq resources (management endpoint + admin credentials). */
+  readonly provider: rabbitmq.Provider;
+  /** The same endpoint for this project's dynamic resources; the password must be a secret. */
+  readonly connection: pulumi.Input<ManagementConnection>;
+  /** Passwords given in stack config (secret); identities not listed get a generated one. */
+  readonly passwords?: Readonly<Record<string, pulumi.Input<string>>>;
+}
+
+export interface TenantIdentityOutput {
+  readonly name: string;
+  readonly username: string;
+  readonly role: string;
+  readonly clientIdPattern: string;
+  readonly password: pulumi.Output<string>;
+}
+
+/** The policy definition for subscription queues, in @pulumi/rabbitmq's string-valued form. */
+export function subscriptionQueuePolicyDefinition(q: SubscriptionQueuePolicyModel): Record<string, string> {
+  const d: Record<string, string> = {};
+  if (q.expiresMs !== undefined) d["expires"] = String(q.expiresMs);
+  if (q.maxLength !== undefined) d["max-length"] = String(q.maxLength);
+  if (q.maxLengthBytes !== undefined) d["max-length-bytes"] = String(q.maxLengthBytes);
+  if (q.overflow !== undefined) d["overflow"] = q.overflow;
+  return d;
+}
+
+export class Tenant extends pulumi.ComponentResource {
+  public readonly vhost: pulumi.Output<string>;
+  public readonly identities: Record<string, TenantIdentityOutput>;
+
+  constructor(name: string, args: TenantArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Nothing from args goes to super(): it would be recorded as inputs, secrets included.
+    super("rabbitmq-mqtt:index:Tenant", name, {}, opts);
+    const { model, provider, connection } = args;
+    const rmq = { parent: this, provider };
+
+    const vhost = new rabbitmq.VHost(`${name}-vhost`, { name: model.vhost }, { ...rmq, protect: model.protect });
+    this.vhost = vhost.name;
+
+    new VhostMetadata(
+      `${name}-vhost-metadata`,
+      { connection, vhost: vhost.name, description: model.description, tags: [...model.tags] },
+      { parent: this },
+    );
+
+    const vhostLimits = limitsRecord({ "max-connections": model.limits.maxConnections, "max-queues": model.limits.maxQueues });
+    if (Object.keys(vhostLimits).length > 0) {
+      new VhostLimits(`${name}-vhost-limits`, { connection, target: vhost.name, limits: vhostLimits }, { parent: this });
+    }
+
+    if (model.subscriptionQueues) {
+      const definition = subscriptionQueuePolicyDefinition(model.subscriptionQueues);
+      if (Object.keys(definition).length > 0) {
+        new rabbitmq.Policy(
+          `${name}-mqtt-subscription-queues`,
+          {
+            name: "mqtt-subscription-queues",
+            vhost: vhost.name,
+            policy: {
+              pattern: `^${escapeRegex(MQTT_SUBSCRIPTION_QUEUE_PREFIX)}`,
+              applyTo: "queues",
+              priority: model.subscriptionQueues.priority,
+              definition,
+            },
+          },
+          rmq,
+        );
+      }
+    }
+
+    this.identities = {};
+    for (const identity of model.identities) {
+      this.identities[identity.name] = this.declareIdentity(name, identity, vhost, args, rmq);
+    }
+
+    this.registerOutputs({
+      vhost: this.vhost,
+      identities: Object.fromEntries(
+        Object.values(this.identities).map((i) => [
+          i.name,
+          { username: i.username, role: i.role, clientIdPattern: i.clientIdPattern },
+        ]),
+      ),
+    });
+  }
+
+  private declareIdentity(
+    name: string,
+    identity: IdentityModel,
+    vhost: rabbitmq.VHost,
+    args: TenantArgs,
+    rmq: { parent: pulumi.Resource; provider: rabbitmq.Provider },
+  ): TenantIdentityOutput {
+    const base = `${name}-${identity.name}`;
+    const given = args.passwords?.[identity.name];
+    const password =
+      given !== undefined
+        ? pulumi.secret(given)
+        : pulumi.secret(
+            new random.RandomPassword(`${base}-password`, { length: 32, special: false }, { parent: this }).result,
+          );
+
+    // No tags: MQTT identities get no management-UI or API access.
+    const user = new rabbitmq.User(`${base}-user`, { name: identity.username, password, tags: [] }, rmq);
+
+    const { vhost: vp, topic } = identity.permissions;
+    new rabbitmq.Permissions(
+      `${base}-permissions`,
+      { user: user.name, vhost: vhost.name, permissions: { configure: vp.configure, write: vp.write, read: vp.read } },
+      rmq,
+    );
+    // Always declared, even for an identity without grants: without topic permissions RabbitMQ
+    // allows every topic.
+    new rabbitmq.TopicPermissions(
+      `${base}-topic-permissions`,
+      { user: user.name, vhost: vhost.name, permissions: [{ exchange: topic.exchange, write: topic.write, read: topic.read }] },
+      rmq,
+    );
+
+    const userLimits = limitsRecord({
+      "max-connections": identity.limits.maxConnections,
+      "max-channels": identity.limits.maxChannels,
+    });
+    if (Object.keys(userLimits).length > 0) {
+      new UserLimits(`${base}-limits`, { connection: args.connection, target: user.name, limits: userLimits }, { parent: this });
+    }
+
+    return {
+      name: identity.name,
+      username: identity.username,
+      role: identity.role,
+      clientIdPattern: identity.permissions.clientIdPattern,
+      password,
+    };
+  }
+}
+
+function limitsRecord(values: Record<string, number | undefined>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(values)) if (v !== undefined) out[k] = v;
+  return out;
+}

@@ -1,0 +1,85 @@
+/**
+ * Where a tenant stack finds the broker's management API: directly in stack config, or as outputs
+ * of the platform stack through a StackReference. The admin password is never in plain config:
+ * it comes from the secret key `brokerPassword` or from the platform stack's secret output.
+ */
+import { z } from "zod";
+import { ConfigError, formatPath } from "./errors";
+
+export const BROKER_KEY = "broker";
+export const BROKER_PASSWORD_KEY = "brokerPassword";
+
+/** Output names the platform stack exports for tenant stacks. */
+export const PLATFORM_OUTPUTS = {
+  managementUrl: "managementUrl",
+  adminUsername: "adminUsername",
+  adminPassword: "adminPassword",
+} as const;
+
+const urlSchema = z
+  .string({ error: "must be a string" })
+  .refine(
+    (s) => {
+      try {
+        const u = new URL(s);
+        return (u.protocol === "http:" || u.protocol === "https:") && u.username === "" && u.password === "";
+      } catch {
+        return false;
+      }
+    },
+    { error: "must be an http:// or https:// URL of the management API without credentials, e.g. https://rabbitmq.example.com:15671" },
+  );
+
+const STACK_REF_PATTERN = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
+
+export const brokerConnectionSchema = z.union(
+  [
+    z.strictObject({
+      managementUrl: urlSchema,
+      username: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }),
+    }),
+    z.strictObject({
+      stackReference: z
+        .string({ error: "must be a string" })
+        .regex(STACK_REF_PATTERN, { error: "must be <organization>/<project>/<stack> (file backend: organization/<project>/<stack>)" }),
+    }),
+  ],
+  {
+    error:
+      "set either { managementUrl, username } (with the secret brokerPassword) or { stackReference: <org>/<project>/<stack> } of the platform stack",
+  },
+);
+
+export type BrokerConnectionConfig =
+  | { readonly kind: "direct"; readonly managementUrl: string; readonly username: string }
+  | { readonly kind: "stackReference"; readonly stackReference: string };
+
+export function parseBrokerConnection(raw: unknown, hasPassword: boolean): BrokerConnectionConfig {
+  const parsed = brokerConnectionSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => ({ key: formatPath(BROKER_KEY, i.path), message: i.message })),
+    );
+  }
+  const v = parsed.data;
+  if ("stackReference" in v) {
+    if (hasPassword) {
+      throw new ConfigError([
+        {
+          key: BROKER_PASSWORD_KEY,
+          message: "not used with broker.stackReference (the platform stack provides the admin password); remove it",
+        },
+      ]);
+    }
+    return { kind: "stackReference", stackReference: v.stackReference };
+  }
+  if (!hasPassword) {
+    throw new ConfigError([
+      {
+        key: BROKER_PASSWORD_KEY,
+        message: "required with broker.managementUrl: set it with `pulumi config set --secret brokerPassword`",
+      },
+    ]);
+  }
+  return { kind: "direct", managementUrl: v.managementUrl.replace(/\/+$/, ""), username: v.username };
+}

@@ -1,0 +1,321 @@
+/**
+ * The tenant stack config: schema, validation and the validated model the `Tenant` component
+ * turns into resources. Pure: no Pulumi here, so every rule is unit-tested directly.
+ */
+import { z } from "zod";
+import { ConfigError, formatPath, type ConfigIssue } from "./errors";
+import { NAME_PATTERN, NAME_RULE, USER_ID_PATTERN, USER_ID_RULE, rabbitUsername } from "./names";
+import { compilePermissions, type CompiledPermissions } from "./permissions";
+import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from "./roles";
+import {
+  TopicFilterError,
+  bindFilter,
+  filterWithin,
+  formatFilter,
+  parseTopicFilter,
+  placeholdersOf,
+  type TopicFilter,
+} from "./topics";
+
+/** Stack config keys (without the project prefix). */
+export const TENANT_KEY = "tenant";
+export const IDENTITY_PASSWORDS_KEY = "identityPasswords";
+
+export const LIMIT_RANGES = {
+  vhostMaxConnections: [1, 1_000_000],
+  vhostMaxQueues: [1, 1_000_000],
+  identityMaxConnections: [1, 100_000],
+  // RabbitMQ's default channel_max is 2047.
+  identityMaxChannels: [1, 2047],
+  queueExpiresSeconds: [60, 31_536_000],
+  queueMaxLength: [1, 100_000_000],
+  queueMaxLengthBytes: [1024, 1_099_511_627_776],
+  policyPriority: [0, 1000],
+  passwordLength: [16, 128],
+} as const satisfies Record<string, readonly [number, number]>;
+
+function intIn([min, max]: readonly [number, number]) {
+  return z
+    .number({ error: "must be a whole number" })
+    .int({ error: "must be a whole number" })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+}
+
+const nameSchema = z
+  .string({ error: "must be a string" })
+  .regex(NAME_PATTERN, { error: (iss) => `${JSON.stringify(iss.input)} is not allowed: ${NAME_RULE}` });
+
+const identityLimitsSchema = z.strictObject({
+  maxConnections: intIn(LIMIT_RANGES.identityMaxConnections).optional(),
+  maxChannels: intIn(LIMIT_RANGES.identityMaxChannels).optional(),
+});
+
+const grantsSchema = z.strictObject({
+  publish: z.array(z.string({ error: "must be a string (an MQTT topic filter)" })).default([]),
+  subscribe: z.array(z.string({ error: "must be a string (an MQTT topic filter)" })).default([]),
+});
+
+export const IDENTITY_KINDS = ["app", "device", "service"] as const;
+/** Certificate login arrives with the PKI work; until then only passwords. */
+export const AUTH_METHODS = ["password"] as const;
+
+const identitySchema = z.strictObject({
+  name: nameSchema,
+  kind: z.enum(IDENTITY_KINDS, { error: `must be one of: ${IDENTITY_KINDS.join(", ")}` }),
+  // Checked in validateSemantics so the message can list the roles and what each allows.
+  role: z.string({ error: `must be one of: ${ROLE_NAMES.join(", ")}` }),
+  auth: z.enum(AUTH_METHODS, { error: `must be one of: ${AUTH_METHODS.join(", ")}` }).default("password"),
+  user: z
+    .string({ error: "must be a string" })
+    .regex(USER_ID_PATTERN, { error: (iss) => `${JSON.stringify(iss.input)} is not allowed: ${USER_ID_RULE}` })
+    .optional(),
+  description: z.string().max(256).optional(),
+  limits: identityLimitsSchema.optional(),
+  grants: grantsSchema.optional(),
+});
+
+export const tenantConfigSchema = z.strictObject({
+  name: nameSchema,
+  description: z.string({ error: "must be a string" }).max(1024).default(""),
+  tags: z
+    .array(
+      z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, {
+        error: "tags use letters, digits, '_' and '-' (1-64 characters; RabbitMQ joins tags with commas)",
+      }),
+    )
+    .default([]),
+  /**
+   * Deleting a vhost deletes every message queued in it, so the vhost is protected by default:
+   * `pulumi destroy` then fails until the stack sets this to false.
+   */
+  protect: z.boolean({ error: "must be true or false" }).default(true),
+  limits: z
+    .strictObject({
+      maxConnections: intIn(LIMIT_RANGES.vhostMaxConnections).optional(),
+      maxQueues: intIn(LIMIT_RANGES.vhostMaxQueues).optional(),
+    })
+    .default({}),
+  identityLimits: identityLimitsSchema.default({}),
+  subscriptionQueues: z
+    .strictObject({
+      expiresSeconds: intIn(LIMIT_RANGES.queueExpiresSeconds).optional(),
+      maxLength: intIn(LIMIT_RANGES.queueMaxLength).optional(),
+      maxLengthBytes: intIn(LIMIT_RANGES.queueMaxLengthBytes).optional(),
+      overflow: z
+        .enum(["drop-head", "reject-publish"], { error: "must be drop-head or reject-publish" })
+        .optional(),
+      priority: intIn(LIMIT_RANGES.policyPriority).default(0),
+    })
+    .optional(),
+  /**
+   * MQTT listener ports dedicated to this tenant (they must exist on the broker): a connection on
+   * one of them lands in this tenant's vhost without a `vhost:` prefix in its username, through the
+   * broker-wide `mqtt_port_to_vhost_mapping`.
+   */
+  mqttPorts: z.array(intIn([1, 65535])).default([]),
+  identities: z.array(identitySchema).min(1, { error: "declare at least one identity" }),
+});
+
+export type TenantConfigInput = z.input<typeof tenantConfigSchema>;
+type TenantConfigParsed = z.output<typeof tenantConfigSchema>;
+
+export interface IdentityModel {
+  readonly name: string;
+  readonly kind: (typeof IDENTITY_KINDS)[number];
+  readonly role: RoleName;
+  readonly auth: (typeof AUTH_METHODS)[number];
+  readonly user?: string;
+  readonly description?: string;
+  /** The broker-wide RabbitMQ user name (`<identity>@<tenant>`). */
+  readonly username: string;
+  readonly limits: { readonly maxConnections?: number; readonly maxChannels?: number };
+  /** Grants as declared (or the role's defaults), placeholders unbound, for documentation. */
+  readonly grants: { readonly publish: readonly string[]; readonly subscribe: readonly string[] };
+  readonly permissions: CompiledPermissions;
+}
+
+export interface SubscriptionQueuePolicyModel {
+  readonly expiresMs?: number;
+  readonly maxLength?: number;
+  readonly maxLengthBytes?: number;
+  readonly overflow?: "drop-head" | "reject-publish";
+  readonly priority: number;
+}
+
+export interface TenantModel {
+  readonly name: string;
+  readonly vhost: string;
+  readonly description: string;
+  readonly tags: readonly string[];
+  readonly protect: boolean;
+  readonly limits: { readonly maxConnections?: number; readonly maxQueues?: number };
+  readonly subscriptionQueues?: SubscriptionQueuePolicyModel;
+  /** This tenant's entries in `mqtt_port_to_vhost_mapping` (port as a decimal string -> vhost). */
+  readonly portMappings: Readonly<Record<string, string>>;
+  readonly identities: readonly IdentityModel[];
+}
+
+/** Parses and validates raw stack config. Throws ConfigError listing every problem. */
+export function parseTenantConfig(
+  raw: unknown,
+  passwords: Readonly<Record<string, unknown>> = {},
+): TenantModel {
+  const parsed = tenantConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => ({ key: formatPath(TENANT_KEY, i.path), message: i.message })),
+    );
+  }
+  const issues: ConfigIssue[] = [];
+  const model = buildModel(parsed.data, issues);
+  validatePasswords(model, passwords, issues);
+  if (issues.length > 0) throw new ConfigError(issues);
+  return model;
+}
+
+function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel {
+  const seen = new Map<string, number>();
+  const identities: IdentityModel[] = [];
+  cfg.identities.forEach((id, index) => {
+    const key = (suffix: string) => `${TENANT_KEY}.identities[${index}]${suffix}`;
+    const first = seen.get(id.name);
+    if (first !== undefined) {
+      issues.push({
+        key: key(".name"),
+        message: `duplicate identity '${id.name}' (also tenant.identities[${first}]); identity names are unique per tenant`,
+      });
+      return;
+    }
+    seen.set(id.name, index);
+    if (!isRoleName(id.role)) {
+      issues.push({
+        key: key(".role"),
+        message: `unknown role '${id.role}'; known roles: ${ROLE_NAMES.map((r) => `${r} (${ROLES[r].description})`).join("; ")}`,
+      });
+      return;
+    }
+    const role = ROLES[id.role];
+    const declared = id.grants;
+    const grants = declared ?? role.defaultGrants;
+    if (grants === undefined || grants.publish.length + grants.subscribe.length === 0) {
+      issues.push({
+        key: key(".grants"),
+        message: `role ${role.name} has no default grants: declare grants.publish and/or grants.subscribe (MQTT topic filters)`,
+      });
+      return;
+    }
+    const values = { identity: id.name, user: id.user, tenant: cfg.name };
+    const bound = { publish: [] as TopicFilter[], subscribe: [] as TopicFilter[] };
+    let ok = true;
+    for (const direction of ["publish", "subscribe"] as const) {
+      grants[direction].forEach((text, gi) => {
+        const gkey = declared
+          ? key(`.grants.${direction}[${gi}]`)
+          : `${key(".role")} (default ${direction} grant '${text}')`;
+        let filter: TopicFilter;
+        try {
+          filter = parseTopicFilter(text);
+        } catch (e) {
+          issues.push({ key: gkey, message: `'${text}': ${(e as Error).message}` });
+          ok = false;
+          return;
+        }
+        if (placeholdersOf(filter).includes("user") && id.user === undefined) {
+          issues.push({
+            key: key(".user"),
+            message: `required: grant '${text}' uses {user}; set user to the end-user id this ${id.kind} acts for`,
+          });
+          ok = false;
+          return;
+        }
+        const b = bindFilter(filter, values);
+        const ceiling = role.ceiling[direction].map((c) => bindFilter(c, values));
+        if (!ceiling.some((c) => filterWithin(b, c))) {
+          issues.push({
+            key: gkey,
+            message:
+              `'${text}' is wider than role ${role.name} allows for ${direction}: it must lie within ` +
+              role.ceiling[direction].map(formatFilter).join(" or "),
+          });
+          ok = false;
+          return;
+        }
+        bound[direction].push(b);
+      });
+    }
+    if (!ok) return;
+    identities.push({
+      name: id.name,
+      kind: id.kind,
+      role: role.name,
+      auth: id.auth,
+      ...(id.user !== undefined ? { user: id.user } : {}),
+      ...(id.description !== undefined ? { description: id.description } : {}),
+      username: rabbitUsername(cfg.name, id.name),
+      limits: { ...cfg.identityLimits, ...id.limits },
+      grants: { publish: [...grants.publish], subscribe: [...grants.subscribe] },
+      permissions: compilePermissions(id.name, bound),
+    });
+  });
+
+  const portMappings: Record<string, string> = {};
+  cfg.mqttPorts.forEach((port, i) => {
+    if (String(port) in portMappings) {
+      issues.push({ key: `${TENANT_KEY}.mqttPorts[${i}]`, message: `port ${port} is listed twice` });
+    }
+    portMappings[String(port)] = cfg.name;
+  });
+
+  const q = cfg.subscriptionQueues;
+  return {
+    name: cfg.name,
+    vhost: cfg.name,
+    description: cfg.description,
+    tags: [...new Set(cfg.tags)],
+    protect: cfg.protect,
+    limits: cfg.limits,
+    ...(q
+      ? {
+          subscriptionQueues: {
+            ...(q.expiresSeconds !== undefined ? { expiresMs: q.expiresSeconds * 1000 } : {}),
+            ...(q.maxLength !== undefined ? { maxLength: q.maxLength } : {}),
+            ...(q.maxLengthBytes !== undefined ? { maxLengthBytes: q.maxLengthBytes } : {}),
+            ...(q.overflow !== undefined ? { overflow: q.overflow } : {}),
+            priority: q.priority,
+          },
+        }
+      : {}),
+    portMappings,
+    identities,
+  };
+}
+
+function validatePasswords(
+  model: TenantModel,
+  passwords: Readonly<Record<string, unknown>>,
+  issues: ConfigIssue[],
+): void {
+  const byName = new Map(model.identities.map((i) => [i.name, i]));
+  const [min, max] = LIMIT_RANGES.passwordLength;
+  for (const [name, value] of Object.entries(passwords)) {
+    const key = `${IDENTITY_PASSWORDS_KEY}.${name}`;
+    const identity = byName.get(name);
+    if (identity === undefined) {
+      issues.push({ key, message: `no identity '${name}' in tenant.identities; remove it or fix the name` });
+    } else if (identity.auth !== "password") {
+      issues.push({ key, message: `identity '${name}' uses ${identity.auth} auth and takes no password` });
+    } else if (typeof value !== "string" || value.length < min || value.length > max) {
+      // Never echo the value: it is a secret.
+      issues.push({ key, message: `must be a string of ${min}-${max} characters (set it with --secret)` });
+    }
+  }
+}
+
+/** Identities whose password is generated by the stack (not given in identityPasswords). */
+export function generatedPasswordIdentities(
+  model: TenantModel,
+  passwords: Readonly<Record<string, unknown>>,
+): IdentityModel[] {
+  return model.identities.filter((i) => i.auth === "password" && !(i.name in passwords));
+}

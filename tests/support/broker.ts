@@ -1,0 +1,529 @@
+/**
+ * Test harness: starts a private RabbitMQ node (the OS package, run by hand as the current user)
+ * on free 127.0.0.1 ports, inside a fresh temp directory, with random admin credentials and
+ * no `guest` user. Works with the Debian 12 (3.10.x) and Debian 13 (4.0.x) packages.
+ *
+ * Only node built-ins are used. See /work/shared/notes/rabbitmq-mqtt.md for why the server is
+ * started through /usr/lib/rabbitmq/bin and not the /usr/sbin wrapper.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+
+const RABBITMQ_BIN = "/usr/lib/rabbitmq/bin";
+const RABBITMQ_SERVER = path.join(RABBITMQ_BIN, "rabbitmq-server");
+const RABBITMQCTL = path.join(RABBITMQ_BIN, "rabbitmqctl");
+const HOST = "127.0.0.1" as const;
+
+const DEFAULT_PLUGINS = ["rabbitmq_management", "rabbitmq_mqtt", "rabbitmq_web_mqtt"] as const;
+const CTL_WAIT_TIMEOUT_S = 60;
+const OVERVIEW_TIMEOUT_MS = 60_000;
+const PORT_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 60_000;
+const LOG_TAIL_LINES = 60;
+
+/** Everything a test needs to reach the broker; plain data, safe to pass through vitest `provide`. */
+export interface BrokerInfo {
+  /** e.g. "3.10.8", from GET /api/overview `rabbitmq_version`. */
+  version: string;
+  major: number;
+  minor: number;
+  host: typeof HOST;
+  amqpPort: number;
+  mqttPort: number;
+  webMqttPort: number;
+  managementPort: number;
+  /** http://127.0.0.1:<managementPort> */
+  managementUrl: string;
+  adminUsername: string;
+  adminPassword: string;
+  nodeName: string;
+  baseDir: string;
+}
+
+export interface TestBroker extends BrokerInfo {
+  /** Stops the node and removes its temp dir (unless kept). Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface StartBrokerOptions {
+  /** Appended verbatim to the generated rabbitmq.conf. */
+  extraConf?: string;
+  /** Enabled in addition to rabbitmq_management, rabbitmq_mqtt and rabbitmq_web_mqtt. */
+  plugins?: string[];
+  /** Keep the temp dir (logs, data) after stop(). */
+  keepDir?: boolean;
+}
+
+/** A TCP port that was free on 127.0.0.1 a moment ago (bound to port 0, then released). */
+export async function freePort(): Promise<number> {
+  const [port] = await freePorts(1);
+  if (port === undefined) throw new Error("freePort: no port");
+  return port;
+}
+
+/** `count` distinct free ports: all are held open together, so they cannot repeat. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = net.createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ host: HOST, port: 0, exclusive: true }, () => resolve());
+      });
+    }
+    const ports = servers.map((s) => {
+      const addr = s.address();
+      if (addr === null || typeof addr === "string") throw new Error("freePorts: unexpected address");
+      return addr.port;
+    });
+    if (new Set(ports).size !== ports.length) throw new Error(`freePorts: duplicate ports ${ports.join(",")}`);
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
+
+function randomHex(bytes: number): string {
+  return randomBytes(bytes).toString("hex");
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Environment for both the server and rabbitmqctl: everything points into baseDir. */
+function brokerEnv(dirs: {
+  baseDir: string;
+  nodeName: string;
+  distPort: number;
+  pidFile: string;
+}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    // Never inherit another node's settings (e.g. RABBITMQ_NODENAME from the caller's shell).
+    if (key.startsWith("RABBITMQ_") || key === "ERL_FLAGS" || key === "ERL_AFLAGS" || key === "ERL_ZFLAGS") continue;
+    env[key] = value;
+  }
+  const { baseDir } = dirs;
+  return {
+    ...env,
+    HOME: baseDir,
+    RABBITMQ_NODENAME: dirs.nodeName,
+    // Path without ".conf": RabbitMQ adds the extension.
+    RABBITMQ_CONFIG_FILE: path.join(baseDir, "rabbitmq"),
+    RABBITMQ_ADVANCED_CONFIG_FILE: path.join(baseDir, "advanced.config"),
+    // Our own (empty) env file, so /etc/rabbitmq/rabbitmq-env.conf (NODENAME=rabbit@localhost) is not read.
+    RABBITMQ_CONF_ENV_FILE: path.join(baseDir, "rabbitmq-env.conf"),
+    RABBITMQ_ENABLED_PLUGINS_FILE: path.join(baseDir, "enabled_plugins"),
+    RABBITMQ_MNESIA_BASE: path.join(baseDir, "mnesia"),
+    RABBITMQ_LOG_BASE: path.join(baseDir, "log"),
+    RABBITMQ_DIST_PORT: String(dirs.distPort),
+    RABBITMQ_PID_FILE: dirs.pidFile,
+    // Distribution listener on loopback only (the AMQP/MQTT/HTTP listeners are set in rabbitmq.conf).
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: "-kernel inet_dist_use_interface {127,0,0,1}",
+    // Only matters if no epmd runs yet and this node has to start one.
+    ERL_EPMD_ADDRESS: "127.0.0.1",
+  };
+}
+
+interface CtlResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runCtl(env: NodeJS.ProcessEnv, args: string[], timeoutMs: number): Promise<CtlResult> {
+  return new Promise((resolve) => {
+    execFile(
+      RABBITMQCTL,
+      args,
+      { env, cwd: env.HOME, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 4 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
+  });
+}
+
+function childRunning(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (!childRunning(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.off("exit", onExit);
+      resolve(false);
+    }, timeoutMs);
+    const onExit = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    child.once("exit", onExit);
+  });
+}
+
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+}
+
+/** Live (non-zombie) processes from /proc; undefined where /proc is not available. */
+function listProcesses(): ProcInfo[] | undefined {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync("/proc");
+  } catch {
+    return undefined;
+  }
+  const result: ProcInfo[] = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    // "pid (comm) state ppid pgrp ..."; comm may contain spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const [state, ppid, pgid] = fields;
+    if (state === undefined || state === "Z" || state === "X") continue;
+    result.push({ pid: Number(entry), ppid: Number(ppid), pgid: Number(pgid) });
+  }
+  return result;
+}
+
+/**
+ * Live processes that belong to the node: its process group (wrapper shell, beam.smp), every
+ * descendant of the wrapper (erl_child_setup and inet_gethost run in their own sessions), and
+ * any pid seen earlier (`known`, since orphans are re-parented away from the wrapper).
+ */
+function nodeProcesses(rootPid: number, known: ReadonlySet<number>): number[] {
+  const procs = listProcesses();
+  if (procs === undefined) {
+    // No /proc: fall back to the process group only.
+    try {
+      process.kill(-rootPid, 0);
+      return [rootPid];
+    } catch {
+      return [];
+    }
+  }
+  const children = new Map<number, number[]>();
+  for (const p of procs) {
+    const list = children.get(p.ppid) ?? [];
+    list.push(p.pid);
+    children.set(p.ppid, list);
+  }
+  const found = new Set<number>();
+  const stack = procs.filter((p) => p.pid === rootPid || p.pgid === rootPid || known.has(p.pid)).map((p) => p.pid);
+  while (stack.length > 0) {
+    const pid = stack.pop();
+    if (pid === undefined || found.has(pid)) continue;
+    found.add(pid);
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return [...found];
+}
+
+function readPid(pidFile: string): number | undefined {
+  try {
+    const pid = Number.parseInt(fs.readFileSync(pidFile, "utf8").trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function tailFile(file: string, lines: number): string {
+  try {
+    const all = fs.readFileSync(file, "utf8").split("\n");
+    return all.slice(-lines).join("\n");
+  } catch (err) {
+    return `(cannot read ${file}: ${String(err)})`;
+  }
+}
+
+function logTail(baseDir: string, stdoutLog: string): string {
+  const parts: string[] = [];
+  const logDir = path.join(baseDir, "log");
+  let logFiles: string[] = [];
+  try {
+    logFiles = fs
+      .readdirSync(logDir)
+      .filter((f) => f.endsWith(".log"))
+      .map((f) => path.join(logDir, f));
+  } catch {
+    // no log dir yet
+  }
+  for (const file of [stdoutLog, ...logFiles]) {
+    parts.push(`--- tail of ${file} ---\n${tailFile(file, LOG_TAIL_LINES)}`);
+  }
+  return parts.join("\n");
+}
+
+function basicAuth(user: string, pass: string): string {
+  return `Basic ${Buffer.from(`${user}:${pass}`).toString("base64")}`;
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: HOST, port });
+    const done = (ok: boolean): void => {
+      socket.removeAllListeners();
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(2000);
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+    socket.once("timeout", () => done(false));
+  });
+}
+
+function parseVersion(version: string): { major: number; minor: number } {
+  const match = /^(\d+)\.(\d+)/.exec(version);
+  if (match === null || match[1] === undefined || match[2] === undefined) {
+    throw new Error(`unexpected rabbitmq_version ${JSON.stringify(version)}`);
+  }
+  return { major: Number(match[1]), minor: Number(match[2]) };
+}
+
+function renderConf(p: {
+  amqpPort: number;
+  mqttPort: number;
+  webMqttPort: number;
+  managementPort: number;
+  adminUsername: string;
+  adminPassword: string;
+  extraConf: string | undefined;
+}): string {
+  // Valid for 3.10 and 4.0 alike: no mqtt.default_user / mqtt.subscription_ttl.
+  const lines = [
+    `listeners.tcp.default = ${HOST}:${p.amqpPort}`,
+    `management.tcp.port = ${p.managementPort}`,
+    `management.tcp.ip = ${HOST}`,
+    `mqtt.listeners.tcp.default = ${HOST}:${p.mqttPort}`,
+    `web_mqtt.tcp.port = ${p.webMqttPort}`,
+    `web_mqtt.tcp.ip = ${HOST}`,
+    `mqtt.allow_anonymous = false`,
+    // The default user replaces guest: with these set, no 'guest' user is created.
+    `default_user = ${p.adminUsername}`,
+    `default_pass = ${p.adminPassword}`,
+    `default_user_tags.administrator = true`,
+    `log.file.level = info`,
+  ];
+  let conf = `${lines.join("\n")}\n`;
+  if (p.extraConf !== undefined && p.extraConf !== "") conf += `${p.extraConf}\n`;
+  return conf;
+}
+
+export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBroker> {
+  const baseDir = fs.mkdtempSync(path.join(os.tmpdir(), "rmq-e2e-"));
+  const nodeName = `e2e-${process.pid}-${randomHex(4)}@localhost`;
+  const adminUsername = `admin-${randomHex(4)}`;
+  const adminPassword = randomHex(24);
+  const [amqpPort, mqttPort, webMqttPort, managementPort, distPort] = await freePorts(5);
+  if (
+    amqpPort === undefined ||
+    mqttPort === undefined ||
+    webMqttPort === undefined ||
+    managementPort === undefined ||
+    distPort === undefined
+  ) {
+    throw new Error("startBroker: could not allocate ports");
+  }
+  const pidFile = path.join(baseDir, "rabbitmq.pid");
+  const stdoutLog = path.join(baseDir, "server-stdout.log");
+  const managementUrl = `http://${HOST}:${managementPort}`;
+  const keepDir = opts.keepDir === true;
+
+  fs.mkdirSync(path.join(baseDir, "mnesia"));
+  fs.mkdirSync(path.join(baseDir, "log"));
+  fs.writeFileSync(path.join(baseDir, "rabbitmq-env.conf"), "# intentionally empty (test harness)\n");
+  fs.writeFileSync(
+    path.join(baseDir, "rabbitmq.conf"),
+    renderConf({ amqpPort, mqttPort, webMqttPort, managementPort, adminUsername, adminPassword, extraConf: opts.extraConf }),
+  );
+  const plugins = [...new Set<string>([...DEFAULT_PLUGINS, ...(opts.plugins ?? [])])];
+  fs.writeFileSync(path.join(baseDir, "enabled_plugins"), `[${plugins.join(",")}].\n`);
+
+  const env = brokerEnv({ baseDir, nodeName, distPort, pidFile });
+
+  const out = fs.openSync(stdoutLog, "a");
+  let child: ChildProcess;
+  try {
+    // detached: the wrapper shell, beam.smp and its helpers get their own process group,
+    // which stop() can kill as a whole if the graceful stop fails.
+    child = spawn(RABBITMQ_SERVER, [], { env, cwd: baseDir, detached: true, stdio: ["ignore", out, out] });
+  } finally {
+    fs.closeSync(out);
+  }
+  const pgid = child.pid;
+  if (pgid === undefined) {
+    fs.rmSync(baseDir, { recursive: true, force: true });
+    throw new Error(`startBroker: could not spawn ${RABBITMQ_SERVER}`);
+  }
+  child.unref();
+  let spawnError: Error | undefined;
+  child.on("error", (err) => {
+    spawnError = err;
+  });
+
+  const killAll = (pids: readonly number[]): void => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  };
+
+  // Last resort if the test process exits without calling stop(): kill everything, drop the dir.
+  const onProcessExit = (): void => {
+    const known = new Set<number>();
+    const nodePid = readPid(pidFile);
+    if (nodePid !== undefined) known.add(nodePid);
+    killAll(nodeProcesses(pgid, known));
+    if (!keepDir) fs.rmSync(baseDir, { recursive: true, force: true });
+  };
+  process.once("exit", onProcessExit);
+
+  let stopPromise: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopPromise ??= (async () => {
+      // Remember every process of the node now: helpers get re-parented once beam.smp exits.
+      const known = new Set<number>(nodeProcesses(pgid, new Set()));
+      const nodePid = readPid(pidFile);
+      if (nodePid !== undefined) known.add(nodePid);
+      if (childRunning(child)) {
+        // Graceful: `stop <pidfile>` returns once the OS process has exited.
+        await runCtl(env, ["-n", nodeName, "stop", pidFile], STOP_TIMEOUT_MS);
+        await waitForExit(child, 15_000);
+      }
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const alive = nodeProcesses(pgid, known);
+        if (alive.length === 0) break;
+        if (Date.now() > deadline) {
+          throw new Error(`broker ${nodeName}: processes ${alive.join(",")} still alive after SIGKILL`);
+        }
+        killAll(alive);
+        await sleep(100);
+      }
+      process.removeListener("exit", onProcessExit);
+      if (!keepDir) fs.rmSync(baseDir, { recursive: true, force: true });
+    })();
+    return stopPromise;
+  };
+
+  const fail = async (reason: string): Promise<never> => {
+    const tail = logTail(baseDir, stdoutLog);
+    try {
+      await stop();
+    } catch (err) {
+      throw new Error(`startBroker(${nodeName}): ${reason}\n(stop also failed: ${String(err)})\n${tail}`);
+    }
+    throw new Error(`startBroker(${nodeName}): ${reason}\n${tail}`);
+  };
+
+  // 1. rabbitmqctl wait, raced against the server exiting early (bad config, port in use, ...).
+  const exited = new Promise<string>((resolve) => {
+    child.once("exit", (code, signal) => resolve(`rabbitmq-server exited early (code ${code}, signal ${signal})`));
+  });
+  const waited = runCtl(
+    env,
+    ["-n", nodeName, "wait", pidFile, "--timeout", String(CTL_WAIT_TIMEOUT_S)],
+    (CTL_WAIT_TIMEOUT_S + 15) * 1000,
+  ).then((r) => (r.code === 0 ? "ok" : `rabbitmqctl wait failed (code ${r.code}): ${r.stdout}${r.stderr}`));
+  const waitResult = await Promise.race([waited, exited]);
+  if (spawnError !== undefined) return fail(`spawn error: ${spawnError.message}`);
+  if (waitResult !== "ok") return fail(waitResult);
+
+  // 2. Management API answers with the admin credentials.
+  const auth = basicAuth(adminUsername, adminPassword);
+  let version: string | undefined;
+  let lastOverviewError = "";
+  const overviewDeadline = Date.now() + OVERVIEW_TIMEOUT_MS;
+  while (version === undefined) {
+    if (!childRunning(child)) return fail("rabbitmq-server exited while waiting for the management API");
+    try {
+      const res = await fetch(`${managementUrl}/api/overview`, {
+        headers: { authorization: auth },
+        signal: AbortSignal.timeout(5000),
+      });
+      if (res.status === 200) {
+        const body: unknown = await res.json();
+        const v = typeof body === "object" && body !== null ? (body as Record<string, unknown>).rabbitmq_version : undefined;
+        if (typeof v !== "string") return fail(`GET /api/overview has no rabbitmq_version: ${JSON.stringify(body)}`);
+        version = v;
+        break;
+      }
+      lastOverviewError = `HTTP ${res.status}: ${await res.text()}`;
+    } catch (err) {
+      lastOverviewError = String(err);
+    }
+    if (Date.now() > overviewDeadline) return fail(`GET /api/overview never answered 200 (last: ${lastOverviewError})`);
+    await sleep(250);
+  }
+
+  // 3. MQTT (and Web MQTT) listeners accept TCP connections.
+  for (const [name, port] of [
+    ["MQTT", mqttPort],
+    ["Web MQTT", webMqttPort],
+  ] as const) {
+    const portDeadline = Date.now() + PORT_TIMEOUT_MS;
+    while (!(await canConnect(port))) {
+      if (Date.now() > portDeadline) return fail(`${name} port ${port} does not accept connections`);
+      await sleep(200);
+    }
+  }
+
+  const { major, minor } = parseVersion(version);
+  return {
+    version,
+    major,
+    minor,
+    host: HOST,
+    amqpPort,
+    mqttPort,
+    webMqttPort,
+    managementPort,
+    managementUrl,
+    adminUsername,
+    adminPassword,
+    nodeName,
+    baseDir,
+    stop,
+  };
+}
+
+/** The serializable part of a TestBroker. */
+export function brokerInfo(broker: TestBroker): BrokerInfo {
+  return {
+    version: broker.version,
+    major: broker.major,
+    minor: broker.minor,
+    host: broker.host,
+    amqpPort: broker.amqpPort,
+    mqttPort: broker.mqttPort,
+    webMqttPort: broker.webMqttPort,
+    managementPort: broker.managementPort,
+    managementUrl: broker.managementUrl,
+    adminUsername: broker.adminUsername,
+    adminPassword: broker.adminPassword,
+    nodeName: broker.nodeName,
+    baseDir: broker.baseDir,
+  };
+}
