@@ -1,0 +1,242 @@
+/**
+ * Pulumi mocks whose resource hooks apply each declared resource to a real broker through its
+ * management API, the way the real providers would:
+ * - @pulumi/rabbitmq resources: the same HTTP calls the terraform rabbitmq provider makes (with the
+ *   endpoint and credentials from the program's own rabbitmq.Provider inputs);
+ * - this project's dynamic resources: their provider's check + create, either deserialized from
+ *   `__provider` exactly as the engine's dynamic-provider host does (plain Node), or, under vitest
+ *   where closures cannot be evaluated, the exported provider object;
+ * - random.RandomPassword: a crypto-random password of the declared length and alphabet.
+ * Every registration is recorded (type, name, which inputs were secret) for assertions.
+ */
+import { randomInt } from "node:crypto";
+import type * as pulumi from "@pulumi/pulumi";
+
+export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+export interface RegisteredResource {
+  readonly type: string;
+  readonly name: string;
+  readonly id: string;
+  /** Inputs with secrets unwrapped. */
+  readonly inputs: Record<string, unknown>;
+  /** Top-level input names whose value was (or contained) a Pulumi secret. */
+  readonly secretInputs: readonly string[];
+  readonly state: Record<string, unknown>;
+}
+
+export type DynamicProviderResolver = (type: string, serialized: string) => pulumi.dynamic.ResourceProvider;
+
+export interface BrokerMocksOptions {
+  /** Outputs a StackReference returns, by stack name. */
+  readonly stackOutputs?: Readonly<Record<string, Record<string, unknown>>>;
+  readonly resolveDynamicProvider: DynamicProviderResolver;
+}
+
+function isSecretWrapper(v: unknown): v is { value: unknown } {
+  return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SECRET_SIG_KEY] === SECRET_SIG;
+}
+
+export function unwrapSecrets(v: unknown): { value: unknown; secret: boolean } {
+  if (isSecretWrapper(v)) return { value: unwrapSecrets(v.value).value, secret: true };
+  if (Array.isArray(v)) {
+    let secret = false;
+    const value = v.map((x) => {
+      const r = unwrapSecrets(x);
+      secret ||= r.secret;
+      return r.value;
+    });
+    return { value, secret };
+  }
+  if (typeof v === "object" && v !== null) {
+    let secret = false;
+    const value: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const r = unwrapSecrets(x);
+      secret ||= r.secret;
+      value[k] = r.value;
+    }
+    return { value, secret };
+  }
+  return { value: v, secret: false };
+}
+
+interface Endpoint {
+  url: string;
+  auth: string;
+}
+
+async function api(ep: Endpoint, method: string, path: string, body?: unknown): Promise<void> {
+  const res = await fetch(`${ep.url.replace(/\/+$/, "")}/api/${path}`, {
+    method,
+    headers: { authorization: ep.auth, "content-type": "application/json" },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  if (res.status >= 400) {
+    throw new Error(`${method} /api/${path} -> ${res.status} ${await res.text()}`);
+  }
+}
+
+const e = encodeURIComponent;
+
+/** The terraform rabbitmq provider turns integer strings in a policy definition into numbers. */
+function policyDefinition(def: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(def)) out[k] = typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : v;
+  return out;
+}
+
+const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+export class BrokerMocks implements pulumi.runtime.Mocks {
+  readonly registered: RegisteredResource[] = [];
+  readonly errors: Error[] = [];
+  private readonly providers = new Map<string, Endpoint>();
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly opts: BrokerMocksOptions) {}
+
+  call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
+    throw new Error(`unexpected invoke ${args.token}`);
+  }
+
+  async newResource(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string; state: Record<string, unknown> }> {
+    this.inFlight++;
+    try {
+      const secretInputs: string[] = [];
+      const inputs: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(args.inputs as Record<string, unknown>)) {
+        const r = unwrapSecrets(v);
+        if (r.secret) secretInputs.push(k);
+        inputs[k] = r.value;
+      }
+      const { id, state } = await this.apply(args, inputs);
+      this.registered.push({ type: args.type, name: args.name, id, inputs, secretInputs, state });
+      return { id, state };
+    } catch (err) {
+      const error = new Error(`applying ${args.type} '${args.name}': ${(err as Error).message}`);
+      this.errors.push(error);
+      throw error;
+    } finally {
+      this.inFlight--;
+      if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Resolves when no hook has been running for `quietMs`. */
+  async settled(quietMs = 300): Promise<void> {
+    for (;;) {
+      if (this.inFlight > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+      await new Promise((r) => setTimeout(r, quietMs));
+      if (this.inFlight === 0) return;
+    }
+  }
+
+  private async apply(
+    args: pulumi.runtime.MockResourceArgs,
+    inputs: Record<string, unknown>,
+  ): Promise<{ id: string; state: Record<string, unknown> }> {
+    const s = (k: string) => String(inputs[k]);
+    switch (args.type) {
+      case "pulumi:providers:rabbitmq": {
+        const id = `provider-${args.name}`;
+        const ep = {
+          url: s("endpoint"),
+          auth: `Basic ${Buffer.from(`${s("username")}:${s("password")}`).toString("base64")}`,
+        };
+        this.providers.set(args.name, ep);
+        return { id, state: inputs };
+      }
+      case "rabbitmq:index/vHost:VHost": {
+        await api(this.rmq(args), "PUT", `vhosts/${e(s("name"))}`, {});
+        return { id: s("name"), state: inputs };
+      }
+      case "rabbitmq:index/user:User": {
+        const tags = (inputs["tags"] as string[] | undefined) ?? [];
+        await api(this.rmq(args), "PUT", `users/${e(s("name"))}`, { password: s("password"), tags: tags.join(",") });
+        return { id: s("name"), state: inputs };
+      }
+      case "rabbitmq:index/permissions:Permissions": {
+        const p = inputs["permissions"] as Record<string, string>;
+        await api(this.rmq(args), "PUT", `permissions/${e(s("vhost"))}/${e(s("user"))}`, {
+          configure: p["configure"],
+          write: p["write"],
+          read: p["read"],
+        });
+        return { id: `${s("user")}@${s("vhost")}`, state: inputs };
+      }
+      case "rabbitmq:index/topicPermissions:TopicPermissions": {
+        for (const p of inputs["permissions"] as Record<string, string>[]) {
+          await api(this.rmq(args), "PUT", `topic-permissions/${e(s("vhost"))}/${e(s("user"))}`, {
+            exchange: p["exchange"],
+            write: p["write"],
+            read: p["read"],
+          });
+        }
+        return { id: `${s("user")}@${s("vhost")}`, state: inputs };
+      }
+      case "rabbitmq:index/policy:Policy": {
+        const p = inputs["policy"] as Record<string, unknown>;
+        await api(this.rmq(args), "PUT", `policies/${e(s("vhost"))}/${e(s("name"))}`, {
+          pattern: p["pattern"],
+          priority: p["priority"],
+          "apply-to": p["applyTo"],
+          definition: policyDefinition(p["definition"] as Record<string, unknown>),
+        });
+        return { id: `${s("name")}@${s("vhost")}`, state: inputs };
+      }
+      case "random:index/randomPassword:RandomPassword": {
+        const length = Number(inputs["length"]);
+        if (inputs["special"] !== false) throw new Error("the hook only generates special=false passwords");
+        let result = "";
+        for (let i = 0; i < length; i++) result += ALNUM[randomInt(ALNUM.length)];
+        return { id: args.name, state: { ...inputs, result } };
+      }
+      case "pulumi:pulumi:StackReference": {
+        const outputs = this.opts.stackOutputs?.[s("name")];
+        if (!outputs) throw new Error(`no outputs configured for stack reference ${s("name")}`);
+        return { id: s("name"), state: { name: s("name"), outputs, secretOutputNames: [] } };
+      }
+      default:
+        if (args.type.startsWith("pulumi-nodejs:dynamic")) return this.applyDynamic(args, inputs);
+        throw new Error(`the broker mocks do not know resource type ${args.type}`);
+    }
+  }
+
+  /** The endpoint of the explicit rabbitmq provider a resource names (never a default provider). */
+  private rmq(args: pulumi.runtime.MockResourceArgs): Endpoint {
+    // Provider references look like "urn:pulumi:<stack>::<project>::pulumi:providers:rabbitmq::<name>::<id>".
+    const m = /::pulumi:providers:rabbitmq::([^:]+)::/.exec(args.provider ?? "");
+    const ep = m?.[1] !== undefined ? this.providers.get(m[1]) : undefined;
+    if (!ep) throw new Error(`no explicit rabbitmq provider for this resource (got ${args.provider ?? "none"})`);
+    return ep;
+  }
+
+  private async applyDynamic(
+    args: pulumi.runtime.MockResourceArgs,
+    inputs: Record<string, unknown>,
+  ): Promise<{ id: string; state: Record<string, unknown> }> {
+    const { __provider: serialized, ...props } = inputs;
+    if (typeof serialized !== "string") throw new Error("dynamic resource without __provider");
+    const provider = this.opts.resolveDynamicProvider(args.type, serialized);
+    let news: Record<string, unknown> = props;
+    if (provider.check) {
+      const checked = await provider.check({}, props);
+      if (checked.failures && checked.failures.length > 0) {
+        throw new Error(`check failed: ${checked.failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`);
+      }
+      news = (checked.inputs as Record<string, unknown> | undefined) ?? props;
+    }
+    const created = await provider.create(news);
+    return { id: created.id, state: { ...((created.outs as Record<string, unknown> | undefined) ?? news) } };
+  }
+}
+
+/** Under plain Node: what the engine's dynamic-provider host does with `__provider`. */
+export function deserializeDynamicProvider(_type: string, serialized: string): pulumi.dynamic.ResourceProvider {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const requireFromString = require("require-from-string") as (code: string) => { handler: () => pulumi.dynamic.ResourceProvider };
+  return requireFromString(serialized).handler();
+}

@@ -1,0 +1,200 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../core/errors";
+import { generatedPasswordIdentities, parseTenantConfig, type TenantConfigInput } from "../../core/tenant-config";
+
+const base = (): TenantConfigInput => ({
+  name: "acme",
+  identities: [
+    { name: "web-app", kind: "app", role: "c2b", user: "u-1001" },
+    { name: "backend", kind: "service", role: "b2b", grants: { subscribe: ["activity/+/#"], publish: ["client/+/#"] } },
+  ],
+});
+
+function issuesOf(raw: unknown, passwords: Record<string, unknown> = {}): { key: string; message: string }[] {
+  try {
+    parseTenantConfig(raw, passwords);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return [...(e as ConfigError).issues];
+  }
+  throw new Error("expected a ConfigError");
+}
+
+function withIdentity(patch: Record<string, unknown>, index = 0): unknown {
+  const cfg = base();
+  cfg.identities[index] = { ...cfg.identities[index]!, ...patch } as never;
+  return cfg;
+}
+
+describe("parseTenantConfig: a valid tenant", () => {
+  const model = parseTenantConfig(base());
+
+  it("uses the tenant name as vhost and protects it by default", () => {
+    expect(model.vhost).toBe("acme");
+    expect(model.protect).toBe(true);
+  });
+
+  it("names RabbitMQ users <identity>@<tenant>, so two tenants can share identity names", () => {
+    expect(model.identities.map((i) => i.username)).toEqual(["web-app@acme", "backend@acme"]);
+  });
+
+  it("gives c2b identities the role's default grants", () => {
+    expect(model.identities[0]!.grants).toEqual({ publish: ["activity/{user}/#"], subscribe: ["client/{identity}/#"] });
+    expect(model.identities[0]!.permissions.topic).toEqual({
+      exchange: "amq.topic",
+      write: "^(?:activity\\.u\\-1001(?:\\..*)?)$",
+      read: "^(?:client\\.web\\-app(?:\\..*)?)$",
+    });
+  });
+
+  it("merges tenant-wide identity limits with per-identity ones", () => {
+    const m = parseTenantConfig({
+      ...base(),
+      identityLimits: { maxConnections: 5, maxChannels: 10 },
+      identities: [{ name: "web-app", kind: "app", role: "c2b", user: "u1", limits: { maxConnections: 2 } }],
+    });
+    expect(m.identities[0]!.limits).toEqual({ maxConnections: 2, maxChannels: 10 });
+  });
+
+  it("turns the subscription queue policy into milliseconds", () => {
+    const m = parseTenantConfig({ ...base(), subscriptionQueues: { expiresSeconds: 3600, maxLength: 100 } });
+    expect(m.subscriptionQueues).toEqual({ expiresMs: 3_600_000, maxLength: 100, priority: 0 });
+  });
+
+  it("maps dedicated MQTT ports to the tenant's vhost", () => {
+    expect(parseTenantConfig({ ...base(), mqttPorts: [1884, 8883] }).portMappings).toEqual({ "1884": "acme", "8883": "acme" });
+  });
+
+  it("lists the password identities whose password the stack generates", () => {
+    const pw = { "web-app": "x".repeat(20) };
+    expect(generatedPasswordIdentities(parseTenantConfig(base(), pw), pw).map((i) => i.name)).toEqual(["backend"]);
+  });
+});
+
+describe("parseTenantConfig: invalid config names the key and the rule", () => {
+  it.each([".", "#", "+", "*", "/", ":", "(", ")", "[", "]", "|", "?", "^", "$", "\\", "{", "}", " ", "_", "@"])(
+    "rejects an identity name containing %j",
+    (ch) => {
+      const issues = issuesOf(withIdentity({ name: `dev${ch}1` }));
+      expect(issues).toEqual([
+        { key: "tenant.identities[0].name", message: expect.stringMatching(/is not allowed: 1-63 characters: lowercase letters, digits and '-'/) },
+      ]);
+    },
+  );
+
+  it.each(["Acme", "-acme", "acme-", "a".repeat(64), "", "acme.prod", "acme:x", "/"])("rejects tenant name %j", (name) => {
+    expect(issuesOf({ ...base(), name })).toEqual([
+      { key: "tenant.name", message: expect.stringMatching(/is not allowed/) },
+    ]);
+  });
+
+  it("rejects duplicate identity names, naming both places", () => {
+    const cfg = base();
+    cfg.identities.push({ name: "web-app", kind: "device", role: "c2b", user: "u2" });
+    expect(issuesOf(cfg)).toEqual([
+      { key: "tenant.identities[2].name", message: expect.stringMatching(/duplicate identity 'web-app' \(also tenant.identities\[0\]\)/) },
+    ]);
+  });
+
+  it("rejects an unknown role and lists the known ones", () => {
+    expect(issuesOf(withIdentity({ role: "admin" }))).toEqual([
+      { key: "tenant.identities[0].role", message: expect.stringMatching(/unknown role 'admin'; known roles: c2b .*; b2b/) },
+    ]);
+  });
+
+  it("rejects an unknown placeholder in a grant", () => {
+    expect(issuesOf(withIdentity({ grants: { subscribe: ["client/{client_id}/#"] } }))).toEqual([
+      { key: "tenant.identities[0].grants.subscribe[0]", message: expect.stringMatching(/unknown placeholder '\{client_id\}'/) },
+    ]);
+  });
+
+  it.each([
+    ["subscribe", "client/+/#", "client/{identity}/#"],
+    ["subscribe", "client/#", "client/{identity}/#"],
+    ["subscribe", "activity/{user}/#", "client/{identity}/#"],
+    ["publish", "activity/#", "activity/{user}/#"],
+    ["publish", "client/{identity}/x", "activity/{user}/#"],
+    ["publish", "#", "activity/{user}/#"],
+  ])("rejects a c2b %s grant %j wider than the role allows", (direction, grant, ceiling) => {
+    expect(issuesOf(withIdentity({ grants: { [direction]: [grant] } }))).toEqual([
+      {
+        key: `tenant.identities[0].grants.${direction}[0]`,
+        message: `'${grant}' is wider than role c2b allows for ${direction}: it must lie within ${ceiling}`,
+      },
+    ]);
+  });
+
+  it("accepts narrower c2b grants, with literals equal to the identity's own names", () => {
+    const m = parseTenantConfig(withIdentity({ grants: { subscribe: ["client/web-app/commands"], publish: ["activity/{user}/+"] } }));
+    expect(m.identities[0]!.permissions.topic.read).toBe("^(?:client\\.web\\-app\\.commands)$");
+  });
+
+  it("requires user when a grant uses {user}", () => {
+    expect(issuesOf(withIdentity({ user: undefined }))).toEqual([
+      { key: "tenant.identities[0].user", message: expect.stringMatching(/required: grant 'activity\/\{user\}\/#' uses \{user\}/) },
+    ]);
+  });
+
+  it("requires b2b identities to declare grants", () => {
+    expect(issuesOf(withIdentity({ grants: undefined }, 1))).toEqual([
+      { key: "tenant.identities[1].grants", message: expect.stringMatching(/role b2b has no default grants/) },
+    ]);
+  });
+
+  it.each([
+    [{ limits: { maxConnections: 0 } }, "tenant.limits.maxConnections", "must be at least 1"],
+    [{ limits: { maxQueues: 1_000_001 } }, "tenant.limits.maxQueues", "must be at most 1000000"],
+    [{ limits: { maxConnections: 1.5 } }, "tenant.limits.maxConnections", "must be a whole number"],
+    [{ identityLimits: { maxChannels: 2048 } }, "tenant.identityLimits.maxChannels", "must be at most 2047"],
+    [{ identityLimits: { maxConnections: -1 } }, "tenant.identityLimits.maxConnections", "must be at least 1"],
+    [{ subscriptionQueues: { expiresSeconds: 1 } }, "tenant.subscriptionQueues.expiresSeconds", "must be at least 60"],
+    [{ subscriptionQueues: { maxLength: 0 } }, "tenant.subscriptionQueues.maxLength", "must be at least 1"],
+    [{ mqttPorts: [70000] }, "tenant.mqttPorts[0]", "must be at most 65535"],
+  ])("rejects out-of-range limits %j", (patch, key, message) => {
+    expect(issuesOf({ ...base(), ...patch })).toEqual([{ key, message }]);
+  });
+
+  it("rejects a per-identity limit out of range", () => {
+    expect(issuesOf(withIdentity({ limits: { maxChannels: 0 } }))).toEqual([
+      { key: "tenant.identities[0].limits.maxChannels", message: "must be at least 1" },
+    ]);
+  });
+
+  it("rejects unknown keys (typos) instead of ignoring them", () => {
+    const issues = issuesOf({ ...base(), limit: { maxConnections: 5 } });
+    expect(issues).toEqual([{ key: "tenant", message: expect.stringMatching(/limit/) }]);
+  });
+
+  it("rejects certificate auth until the PKI exists", () => {
+    expect(issuesOf(withIdentity({ auth: "certificate" }))).toEqual([
+      { key: "tenant.identities[0].auth", message: "must be one of: password" },
+    ]);
+  });
+
+  it("rejects a port listed twice", () => {
+    expect(issuesOf({ ...base(), mqttPorts: [1884, 1884] })).toEqual([
+      { key: "tenant.mqttPorts[1]", message: "port 1884 is listed twice" },
+    ]);
+  });
+
+  it("reports every problem at once", () => {
+    const cfg = base();
+    cfg.identities[0] = { ...cfg.identities[0]!, role: "nope" };
+    cfg.identities.push({ name: "backend", kind: "service", role: "b2b", grants: { publish: ["x"] } });
+    expect(issuesOf(cfg).map((i) => i.key)).toEqual(["tenant.identities[0].role", "tenant.identities[2].name"]);
+  });
+});
+
+describe("parseTenantConfig: identityPasswords", () => {
+  it("rejects a password for an unknown identity", () => {
+    expect(issuesOf(base(), { ghost: "x".repeat(20) })).toEqual([
+      { key: "identityPasswords.ghost", message: "no identity 'ghost' in tenant.identities; remove it or fix the name" },
+    ]);
+  });
+
+  it("rejects a short password without echoing it", () => {
+    const issues = issuesOf(base(), { "web-app": "hunter2" });
+    expect(issues).toEqual([{ key: "identityPasswords.web-app", message: "must be a string of 16-128 characters (set it with --secret)" }]);
+    expect(JSON.stringify(issues)).not.toContain("hunter2");
+  });
+});
