@@ -8,7 +8,6 @@ import { NAME_PATTERN, NAME_RULE, USER_ID_PATTERN, USER_ID_RULE, rabbitUsername 
 import { compilePermissions, type CompiledPermissions } from "./permissions";
 import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from "./roles";
 import {
-  TopicFilterError,
   bindFilter,
   filterWithin,
   formatFilter,
@@ -304,7 +303,7 @@ function validatePasswords(
     if (identity === undefined) {
       issues.push({ key, message: `no identity '${name}' in tenant.identities; remove it or fix the name` });
     } else if (identity.auth !== "password") {
-      issues.push({ key, message: `identity '${name}' uses ${identity.auth} auth and takes no password` });
+      issues.push({ key, message: `identity '${name}' uses ${String(identity.auth)} auth and takes no password` });
     } else if (typeof value !== "string" || value.length < min || value.length > max) {
       // Never echo the value: it is a secret.
       issues.push({ key, message: `must be a string of ${min}-${max} characters (set it with --secret)` });

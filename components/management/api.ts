@@ -63,7 +63,7 @@ export async function managementCall(
   if (!ok.includes(res.status)) {
     const reason =
       typeof res.body === "object" && res.body !== null && "reason" in res.body
-        ? String((res.body as { reason: unknown }).reason)
+        ? String((res.body).reason)
         : typeof res.body === "string"
           ? res.body.slice(0, 300)
           : "";

@@ -4,7 +4,7 @@
  * A limit left out of `limits` is removed from the broker (unlimited).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { managementCall, managementRequest, seg, type ManagementConnection } from "./api";
+import { managementCall, seg, type ManagementConnection } from "./api";
 
 export type LimitScope = "vhost" | "user";
 export const LIMIT_NAMES: Readonly<Record<LimitScope, readonly string[]>> = {

@@ -139,6 +139,8 @@ export class BrokerMocks implements pulumi.runtime.Mocks {
     inputs: Record<string, unknown>,
   ): Promise<{ id: string; state: Record<string, unknown> }> {
     const s = (k: string) => String(inputs[k]);
+    // Component resources (custom === false) have nothing to apply.
+    if (args.custom === false) return { id: "", state: {} };
     switch (args.type) {
       case "pulumi:providers:rabbitmq": {
         const id = `provider-${args.name}`;

@@ -34,6 +34,8 @@ export interface BrokerInfo {
   host: typeof HOST;
   amqpPort: number;
   mqttPort: number;
+  /** A second plain MQTT listener, free for a tenant's dedicated-port mapping. */
+  tenantMqttPort: number;
   webMqttPort: number;
   managementPort: number;
   /** http://127.0.0.1:<managementPort> */
@@ -302,6 +304,7 @@ function parseVersion(version: string): { major: number; minor: number } {
 function renderConf(p: {
   amqpPort: number;
   mqttPort: number;
+  tenantMqttPort: number;
   webMqttPort: number;
   managementPort: number;
   adminUsername: string;
@@ -314,6 +317,7 @@ function renderConf(p: {
     `management.tcp.port = ${p.managementPort}`,
     `management.tcp.ip = ${HOST}`,
     `mqtt.listeners.tcp.default = ${HOST}:${p.mqttPort}`,
+    `mqtt.listeners.tcp.tenant = ${HOST}:${p.tenantMqttPort}`,
     `web_mqtt.tcp.port = ${p.webMqttPort}`,
     `web_mqtt.tcp.ip = ${HOST}`,
     `mqtt.allow_anonymous = false`,
@@ -333,10 +337,11 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   const nodeName = `e2e-${process.pid}-${randomHex(4)}@localhost`;
   const adminUsername = `admin-${randomHex(4)}`;
   const adminPassword = randomHex(24);
-  const [amqpPort, mqttPort, webMqttPort, managementPort, distPort] = await freePorts(5);
+  const [amqpPort, mqttPort, webMqttPort, managementPort, distPort, tenantMqttPort] = await freePorts(6);
   if (
     amqpPort === undefined ||
     mqttPort === undefined ||
+    tenantMqttPort === undefined ||
     webMqttPort === undefined ||
     managementPort === undefined ||
     distPort === undefined
@@ -353,7 +358,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   fs.writeFileSync(path.join(baseDir, "rabbitmq-env.conf"), "# intentionally empty (test harness)\n");
   fs.writeFileSync(
     path.join(baseDir, "rabbitmq.conf"),
-    renderConf({ amqpPort, mqttPort, webMqttPort, managementPort, adminUsername, adminPassword, extraConf: opts.extraConf }),
+    renderConf({ amqpPort, mqttPort, tenantMqttPort, webMqttPort, managementPort, adminUsername, adminPassword, extraConf: opts.extraConf }),
   );
   const plugins = [...new Set<string>([...DEFAULT_PLUGINS, ...(opts.plugins ?? [])])];
   fs.writeFileSync(path.join(baseDir, "enabled_plugins"), `[${plugins.join(",")}].\n`);
@@ -481,6 +486,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   // 3. MQTT (and Web MQTT) listeners accept TCP connections.
   for (const [name, port] of [
     ["MQTT", mqttPort],
+    ["MQTT (tenant listener)", tenantMqttPort],
     ["Web MQTT", webMqttPort],
   ] as const) {
     const portDeadline = Date.now() + PORT_TIMEOUT_MS;
@@ -498,6 +504,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
     host: HOST,
     amqpPort,
     mqttPort,
+    tenantMqttPort,
     webMqttPort,
     managementPort,
     managementUrl,
@@ -518,6 +525,7 @@ export function brokerInfo(broker: TestBroker): BrokerInfo {
     host: broker.host,
     amqpPort: broker.amqpPort,
     mqttPort: broker.mqttPort,
+    tenantMqttPort: broker.tenantMqttPort,
     webMqttPort: broker.webMqttPort,
     managementPort: broker.managementPort,
     managementUrl: broker.managementUrl,

@@ -10,6 +10,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { settle } from "./outputs";
 import { BrokerMocks, deserializeDynamicProvider, type DynamicProviderResolver, type RegisteredResource } from "./broker-mocks";
 
 export interface StackRunInput {
@@ -36,19 +37,6 @@ export function projectConfig(input: StackRunInput): { config: Record<string, st
   return { config, secretKeys: (input.secretKeys ?? []).map((k) => `${input.project}:${k}`) };
 }
 
-async function resolveOutput(value: unknown): Promise<{ value: unknown; secret: boolean }> {
-  const out = pulumi.output(value);
-  const secret = await pulumi.isSecret(out);
-  const resolved = await new Promise<unknown>((resolve, reject) => {
-    out.apply((v) => {
-      resolve(v);
-      return v;
-    });
-    setTimeout(() => reject(new Error("stack output did not resolve within 120 s")), 120_000).unref();
-  });
-  return { value: resolved, secret };
-}
-
 /**
  * Sets mocks and config, then loads the program with `load` (which must import stacks/index fresh)
  * and collects its outputs once every hook has finished.
@@ -63,26 +51,27 @@ export async function runStack(
   const { config, secretKeys } = projectConfig(input);
   pulumi.runtime.setAllConfig(config, secretKeys);
   const loaded = (await load()) as Record<string, unknown> & { default?: Record<string, unknown> };
-  const exported = (loaded.default ?? loaded) as Record<string, unknown>;
+  const exported = (loaded.default ?? loaded);
   const outputs: Record<string, unknown> = {};
   const secretOutputs: string[] = [];
   const firstError = new Promise<never>((_, reject) => {
     const timer = setInterval(() => {
       if (mocks.errors.length > 0) {
         clearInterval(timer);
-        reject(mocks.errors[0]!);
+        reject(mocks.errors[0] ?? new Error("hook failed"));
       }
     }, 50);
     timer.unref();
   });
   for (const [k, v] of Object.entries(exported)) {
     if (k === "default") continue;
-    const r = await Promise.race([resolveOutput(v), firstError]);
+    const r = await Promise.race([settle(v), firstError]);
     outputs[k] = r.value;
     if (r.secret) secretOutputs.push(k);
   }
   await Promise.race([mocks.settled(), firstError]);
-  if (mocks.errors.length > 0) throw mocks.errors[0]!;
+  const failed = mocks.errors[0];
+  if (failed) throw failed;
   return { outputs, secretOutputs, registered: mocks.registered };
 }
 

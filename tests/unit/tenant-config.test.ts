@@ -22,7 +22,7 @@ function issuesOf(raw: unknown, passwords: Record<string, unknown> = {}): { key:
 
 function withIdentity(patch: Record<string, unknown>, index = 0): unknown {
   const cfg = base();
-  cfg.identities[index] = { ...cfg.identities[index]!, ...patch } as never;
+  cfg.identities[index] = { ...cfg.identities[index]!, ...patch };
   return cfg;
 }
 

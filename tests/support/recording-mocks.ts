@@ -1,0 +1,105 @@
+/**
+ * Unit-test mocks: record every registration, including the resource options the Mocks interface
+ * does not show (protect, parent, provider, additionalSecretOutputs), by wrapping the mock
+ * monitor's registerResource. No broker, no I/O.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { unwrapSecrets } from "./broker-mocks";
+
+export { settle } from "./outputs";
+
+export interface Recorded {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+  secretInputs: string[];
+  protect: boolean;
+  parent: string;
+  provider: string;
+  additionalSecretOutputs: string[];
+  dependencies: string[];
+}
+
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getProtect(): boolean;
+  getParent(): string;
+  getProvider(): string;
+  getAdditionalsecretoutputsList(): string[];
+  getDependenciesList(): string[];
+}
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks") as {
+  MockMonitor: { prototype: { registerResource(req: RegisterRequest, cb: unknown): Promise<void> } };
+};
+
+const options = new Map<string, Pick<Recorded, "protect" | "parent" | "provider" | "additionalSecretOutputs" | "dependencies">>();
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call(this) below
+const original = MockMonitor.prototype.registerResource;
+MockMonitor.prototype.registerResource = function (req: RegisterRequest, cb: unknown) {
+  options.set(`${req.getType()}::${req.getName()}`, {
+    protect: req.getProtect(),
+    parent: req.getParent(),
+    provider: req.getProvider(),
+    additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+    dependencies: req.getDependenciesList(),
+  });
+  return original.call(this, req, cb);
+};
+
+export class RecordingMocks implements pulumi.runtime.Mocks {
+  readonly records: Recorded[] = [];
+
+  constructor(private readonly stackOutputs: Record<string, Record<string, unknown>> = {}) {}
+
+  call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
+    throw new Error(`unexpected invoke ${args.token}`);
+  }
+
+  newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
+    const secretInputs: string[] = [];
+    const inputs: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(args.inputs as Record<string, unknown>)) {
+      const r = unwrapSecrets(v);
+      if (r.secret) secretInputs.push(k);
+      inputs[k] = r.value;
+    }
+    const opts = options.get(`${args.type}::${args.name}`);
+    this.records.push({
+      type: args.type,
+      name: args.name,
+      inputs,
+      secretInputs,
+      protect: opts?.protect ?? false,
+      parent: opts?.parent ?? "",
+      provider: opts?.provider ?? "",
+      additionalSecretOutputs: opts?.additionalSecretOutputs ?? [],
+      dependencies: opts?.dependencies ?? [],
+    });
+    const state: Record<string, unknown> = { ...inputs };
+    if (args.type === "random:index/randomPassword:RandomPassword") state["result"] = "generated-password-0123456789ab";
+    if (args.type === "pulumi:pulumi:StackReference") {
+      state["outputs"] = this.stackOutputs[String(inputs["name"])] ?? {};
+    }
+    return { id: `${args.name}-id`, state };
+  }
+
+  byType(type: string): Recorded[] {
+    return this.records.filter((r) => r.type === type);
+  }
+
+  one(type: string, name: string): Recorded {
+    const r = this.records.find((x) => x.type === type && x.name === name);
+    if (!r) throw new Error(`no ${type} named ${name}; have: ${this.records.map((x) => `${x.type}::${x.name}`).join(", ")}`);
+    return r;
+  }
+}
+
+/** Waits until the mock monitor has seen every registration the program started. */
+export async function drain(): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const settings = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs(): Promise<void> };
+  await settings.waitForRPCs();
+}

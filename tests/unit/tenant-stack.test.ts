@@ -1,0 +1,226 @@
+/**
+ * The tenant stack program and the Tenant component under mocks: what is registered, with which
+ * options, and that bad config fails before any resource.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { ConfigError } from "../../core/errors";
+import { RecordingMocks, drain, settle } from "../support/recording-mocks";
+
+const PROJECT = "rabbitmq-mqtt";
+const TENANT = {
+  name: "acme",
+  description: "Acme apps",
+  tags: ["prod", "c2b"],
+  limits: { maxConnections: 100, maxQueues: 200 },
+  identityLimits: { maxConnections: 3 },
+  subscriptionQueues: { expiresSeconds: 3600, maxLength: 1000, overflow: "reject-publish" },
+  mqttPorts: [1884],
+  identities: [
+    { name: "web-app", kind: "app", role: "c2b", user: "u-1001" },
+    { name: "backend", kind: "service", role: "b2b", limits: { maxChannels: 8 }, grants: { subscribe: ["activity/+/#"] } },
+  ],
+};
+
+async function runProgram(config: Record<string, unknown>, secretKeys: string[] = [], stackOutputs = {}) {
+  vi.resetModules();
+  const mocks = new RecordingMocks(stackOutputs);
+  await pulumi.runtime.setMocks(mocks, PROJECT, "test", false);
+  pulumi.runtime.setAllConfig(
+    Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, typeof v === "string" ? v : JSON.stringify(v)])),
+    secretKeys.map((k) => `${PROJECT}:${k}`),
+  );
+  const mod = (await import("../../stacks/index")) as unknown as { default: Record<string, pulumi.Output<unknown>> };
+  return { mocks, outputs: mod.default };
+}
+
+const direct = {
+  broker: { managementUrl: "https://rabbit.example.com:15671", username: "admin" },
+  brokerPassword: "admin-secret-password",
+};
+
+describe("tenant stack with a direct broker connection", () => {
+  let mocks: RecordingMocks;
+  let outputs: Record<string, pulumi.Output<unknown>>;
+
+  beforeEach(async () => {
+    ({ mocks, outputs } = await runProgram(
+      { ...direct, tenant: TENANT, identityPasswords: { backend: "backend-password-0123" } },
+      ["brokerPassword", "identityPasswords"],
+    ));
+    await settle(outputs["vhost"]!);
+    await drain();
+  });
+
+  it("configures the rabbitmq provider from config, with the password as a secret", () => {
+    const [p] = mocks.byType("pulumi:providers:rabbitmq");
+    expect(p?.inputs).toMatchObject({ endpoint: "https://rabbit.example.com:15671", username: "admin", password: "admin-secret-password" });
+    expect(p?.secretInputs).toContain("password");
+  });
+
+  it("declares the vhost, protected by default, through the explicit provider", () => {
+    const v = mocks.one("rabbitmq:index/vHost:VHost", "acme-vhost");
+    expect(v.inputs["name"]).toBe("acme");
+    expect(v.protect).toBe(true);
+    expect(v.provider).toMatch(/pulumi:providers:rabbitmq::broker::/);
+    expect(v.parent).toMatch(/rabbitmq-mqtt:index:Tenant::acme$/);
+  });
+
+  it("sets vhost description and tags, and vhost limits", () => {
+    expect(mocks.one("pulumi-nodejs:dynamic/rabbitmq-mqtt:VhostMetadata", "acme-vhost-metadata").inputs).toMatchObject({
+      vhost: "acme",
+      description: "Acme apps",
+      tags: ["prod", "c2b"],
+    });
+    expect(mocks.one("pulumi-nodejs:dynamic/rabbitmq-mqtt:VhostLimits", "acme-vhost-limits").inputs).toMatchObject({
+      scope: "vhost",
+      target: "acme",
+      limits: { "max-connections": 100, "max-queues": 200 },
+    });
+  });
+
+  it("declares one user per identity, named <identity>@<tenant>, without management tags", () => {
+    const users = mocks.byType("rabbitmq:index/user:User");
+    expect(users.map((u) => u.inputs["name"]).sort()).toEqual(["backend@acme", "web-app@acme"]);
+    for (const u of users) {
+      expect(u.inputs["tags"]).toEqual([]);
+      expect(u.secretInputs).toContain("password");
+    }
+  });
+
+  it("uses the configured password where given and generates one otherwise", () => {
+    expect(mocks.one("rabbitmq:index/user:User", "acme-backend-user").inputs["password"]).toBe("backend-password-0123");
+    expect(mocks.one("rabbitmq:index/user:User", "acme-web-app-user").inputs["password"]).toBe("generated-password-0123456789ab");
+    const generated = mocks.byType("random:index/randomPassword:RandomPassword");
+    expect(generated.map((g) => g.name)).toEqual(["acme-web-app-password"]);
+    expect(generated[0]!.inputs).toMatchObject({ length: 32, special: false });
+  });
+
+  it("grants vhost permissions only on the identity's own MQTT queues and the MQTT exchange", () => {
+    const p = mocks.one("rabbitmq:index/permissions:Permissions", "acme-web-app-permissions");
+    expect(p.inputs).toEqual({
+      user: "web-app@acme",
+      vhost: "acme",
+      permissions: {
+        configure: "^(?:mqtt\\-subscription\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?qos[01]|mqtt\\-will\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?)$",
+        write: "^(?:amq\\.topic|(?:mqtt\\-subscription\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?qos[01]|mqtt\\-will\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?))$",
+        read: "^(?:amq\\.topic|(?:mqtt\\-subscription\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?qos[01]|mqtt\\-will\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?))$",
+      },
+    });
+  });
+
+  it("declares topic permissions for every identity, deny-all where it has no grant", () => {
+    const backend = mocks.one("rabbitmq:index/topicPermissions:TopicPermissions", "acme-backend-topic-permissions");
+    expect(backend.inputs["permissions"]).toEqual([{ exchange: "amq.topic", write: "^(?!)$", read: "^(?:activity\\.[^.#]*(?:\\..*)?)$" }]);
+    expect(mocks.byType("rabbitmq:index/topicPermissions:TopicPermissions")).toHaveLength(2);
+  });
+
+  it("declares user limits, merged from tenant defaults and the identity", () => {
+    expect(mocks.one("pulumi-nodejs:dynamic/rabbitmq-mqtt:UserLimits", "acme-backend-limits").inputs).toMatchObject({
+      scope: "user",
+      target: "backend@acme",
+      limits: { "max-connections": 3, "max-channels": 8 },
+    });
+  });
+
+  it("declares the subscription-queue policy with provider-style string values", () => {
+    expect(mocks.one("rabbitmq:index/policy:Policy", "acme-mqtt-subscription-queues").inputs).toEqual({
+      name: "mqtt-subscription-queues",
+      vhost: "acme",
+      policy: {
+        pattern: "^mqtt\\-subscription\\-",
+        applyTo: "queues",
+        priority: 0,
+        definition: { expires: "3600000", "max-length": "1000", overflow: "reject-publish" },
+      },
+    });
+  });
+
+  it("maps the tenant's dedicated MQTT port to its vhost", () => {
+    const m = mocks.one("pulumi-nodejs:dynamic/rabbitmq-mqtt:MqttVhostMapping", "acme-mqtt-port-to-vhost");
+    expect(m.inputs).toMatchObject({ parameter: "mqtt_port_to_vhost_mapping", entries: { "1884": "acme" }, lockVhost: "/" });
+  });
+
+  it("passes the admin connection to dynamic resources as a secret and keeps it secret in their outputs", () => {
+    const dynamic = mocks.records.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic/"));
+    expect(dynamic.length).toBe(5);
+    for (const r of dynamic) {
+      expect(r.secretInputs).toContain("connection");
+      expect(r.additionalSecretOutputs).toContain("connection");
+    }
+  });
+
+  it("exports passwords only as a secret, and plain outputs contain no secret", async () => {
+    const pw = await settle(outputs["identityPasswords"]!);
+    expect(pw.secret).toBe(true);
+    expect(pw.value).toEqual({ "web-app": "generated-password-0123456789ab", backend: "backend-password-0123" });
+    const ids = await settle(outputs["identities"]!);
+    expect(ids.secret).toBe(false);
+    expect(JSON.stringify(ids.value)).not.toMatch(/password-0123|admin-secret/);
+    expect(ids.value).toMatchObject({ "web-app": { username: "web-app@acme", mqttUsername: "acme:web-app@acme" } });
+  });
+
+  it("records no secrets as component inputs", () => {
+    const component = mocks.records.find((r) => r.type === "rabbitmq-mqtt:index:Tenant");
+    // Components are not custom resources; the mock monitor still sees their (empty) inputs.
+    expect(JSON.stringify(component?.inputs ?? {})).toBe("{}");
+  });
+});
+
+describe("tenant stack through the platform stack reference", () => {
+  it("reads the management endpoint and admin credentials from the platform outputs", async () => {
+    const { mocks, outputs } = await runProgram(
+      { broker: { stackReference: "organization/rabbitmq-mqtt/platform-prod" }, tenant: { ...TENANT, mqttPorts: [] } },
+      [],
+      {
+        "organization/rabbitmq-mqtt/platform-prod": {
+          managementUrl: "https://platform.example.com:15671",
+          adminUsername: "platform-admin",
+          adminPassword: "platform-secret",
+        },
+      },
+    );
+    await settle(outputs["vhost"]!);
+    await drain();
+    expect(mocks.byType("pulumi:pulumi:StackReference").map((r) => r.inputs["name"])).toEqual(["organization/rabbitmq-mqtt/platform-prod"]);
+    const [p] = mocks.byType("pulumi:providers:rabbitmq");
+    expect(p?.inputs).toMatchObject({ endpoint: "https://platform.example.com:15671", username: "platform-admin", password: "platform-secret" });
+    expect(p?.secretInputs).toContain("password");
+    expect(mocks.byType("pulumi-nodejs:dynamic/rabbitmq-mqtt:MqttVhostMapping")).toEqual([]);
+  });
+});
+
+describe("bad config fails before any resource is registered", () => {
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ["missing tenant", { ...direct }, /tenant: required/],
+    ["tenant not an object", { ...direct, tenant: "acme" }, /tenant: must be an object/],
+    ["bad identity name", { ...direct, tenant: { ...TENANT, identities: [{ name: "a.b", kind: "app", role: "c2b", user: "u" }] } }, /tenant\.identities\[0\]\.name/],
+    ["missing broker", { brokerPassword: "x", tenant: TENANT }, /broker: required/],
+    ["broker without password", { broker: direct.broker, tenant: TENANT }, /brokerPassword: required with broker.managementUrl/],
+    ["broker URL with credentials", { ...direct, broker: { managementUrl: "http://u:p@h:15672", username: "a" }, tenant: TENANT }, /broker/],
+    ["stack reference plus password", { broker: { stackReference: "o/p/s" }, brokerPassword: "x", tenant: TENANT }, /brokerPassword: not used/],
+    ["bad stack reference", { broker: { stackReference: "platform" }, tenant: TENANT }, /broker/],
+    ["password for unknown identity", { ...direct, tenant: TENANT, identityPasswords: { ghost: "x".repeat(20) } }, /identityPasswords\.ghost/],
+    ["unknown stack type", { ...direct, tenant: TENANT, stackType: "cluster" }, /stackType: unknown stack type 'cluster'/],
+  ];
+
+  it.each(cases)("%s", async (_label, config, message) => {
+    vi.resetModules();
+    const mocks = new RecordingMocks();
+    await pulumi.runtime.setMocks(mocks, PROJECT, "test", false);
+    pulumi.runtime.setAllConfig(
+      Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, typeof v === "string" ? v : JSON.stringify(v)])),
+      [`${PROJECT}:brokerPassword`, `${PROJECT}:identityPasswords`],
+    );
+    const err = await import("../../stacks/index").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    // vi.resetModules() loads a fresh copy of core/errors, so compare by name, not instanceof.
+    expect((err as Error).name).toBe(ConfigError.name);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).not.toContain("x".repeat(20));
+    await drain();
+    expect(mocks.records).toEqual([]);
+  });
+});
