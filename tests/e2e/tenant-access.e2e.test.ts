@@ -8,7 +8,6 @@
  * grants allow, judged against an independent MQTT model (tests/support/access-model.ts).
  */
 import * as amqp from "amqplib";
-import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   clientIdBelongs,
