@@ -62,6 +62,18 @@ export function unwrapSecrets(v: unknown): { value: unknown; secret: boolean } {
   return { value: v, secret: false };
 }
 
+/** Unwraps every top-level input, noting which ones were (or contained) secrets. */
+export function unwrapInputs(raw: Record<string, unknown>): { inputs: Record<string, unknown>; secretInputs: string[] } {
+  const secretInputs: string[] = [];
+  const inputs: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const r = unwrapSecrets(v);
+    if (r.secret) secretInputs.push(k);
+    inputs[k] = r.value;
+  }
+  return { inputs, secretInputs };
+}
+
 interface Endpoint {
   url: string;
   auth: string;
@@ -105,13 +117,7 @@ export class BrokerMocks implements pulumi.runtime.Mocks {
   async newResource(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string; state: Record<string, unknown> }> {
     this.inFlight++;
     try {
-      const secretInputs: string[] = [];
-      const inputs: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(args.inputs as Record<string, unknown>)) {
-        const r = unwrapSecrets(v);
-        if (r.secret) secretInputs.push(k);
-        inputs[k] = r.value;
-      }
+      const { inputs, secretInputs } = unwrapInputs(args.inputs as Record<string, unknown>);
       const { id, state } = await this.apply(args, inputs);
       this.registered.push({ type: args.type, name: args.name, id, inputs, secretInputs, state });
       return { id, state };

@@ -4,7 +4,7 @@
  * monitor's registerResource. No broker, no I/O.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { unwrapSecrets } from "./broker-mocks";
+import { unwrapInputs } from "./broker-mocks";
 
 export { settle } from "./outputs";
 
@@ -59,13 +59,7 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
   }
 
   newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
-    const secretInputs: string[] = [];
-    const inputs: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(args.inputs as Record<string, unknown>)) {
-      const r = unwrapSecrets(v);
-      if (r.secret) secretInputs.push(k);
-      inputs[k] = r.value;
-    }
+    const { inputs, secretInputs } = unwrapInputs(args.inputs as Record<string, unknown>);
     const opts = options.get(`${args.type}::${args.name}`);
     this.records.push({
       type: args.type,

@@ -10,21 +10,11 @@ import {
   parseTopicFilter,
   type TopicFilter,
 } from "../../core/topics";
+// The e2e tests' reference MQTT matcher, independent of the compiler under test.
+import { topicMatches as mqttMatches } from "../support/access-model";
 
 const bound = (text: string, values = { identity: "alice", user: "u1", tenant: "acme" }) =>
   bindFilter(parseTopicFilter(text), values);
-
-/** MQTT 3.1.1 matching of a topic name against a filter (the reference the regexes must agree with). */
-function mqttMatches(filter: string, topic: string): boolean {
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return true;
-    if (i >= t.length) return false;
-    if (f[i] !== "+" && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
 
 /** What the MQTT plugin does to a topic before RabbitMQ's topic authorization sees it. */
 const toRoutingKey = (mqtt: string) => mqtt.replace(/\//g, ".").replace(/\+/g, "*");
