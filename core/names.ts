@@ -23,12 +23,18 @@ export const TOPIC_LEVEL_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const TOPIC_LEVEL_RULE = "1-64 characters: letters, digits, '_' and '-'";
 
 /**
- * Separator between an identity name and an instance suffix in an MQTT client id
- * (`<identity>` or `<identity>_<instance>`). It must be a character that identity names
+ * Separator between an identity name and an instance number in an MQTT client id
+ * (`<identity>`, `<identity>_1`, `<identity>_2`, ...). It must be a character that identity names
  * cannot contain, so that no identity's client ids are a prefix-extension of another's.
  */
 export const CLIENT_ID_INSTANCE_SEPARATOR = "_";
-export const CLIENT_ID_INSTANCE_PATTERN = "[A-Za-z0-9_-]{1,64}";
+
+/**
+ * End of subject for every regex the broker evaluates. PCRE's `$` (RabbitMQ does not set
+ * dollar_endonly) also matches before a final newline, so `^a$` would accept "a\n"; the lookahead
+ * refuses that. JavaScript's `$` already means the very end, so tests evaluate the same pattern.
+ */
+export const REGEX_END = "$(?!\\n)";
 
 /**
  * The RabbitMQ user name of an identity. Users are broker-wide, so the tenant is part of the name:

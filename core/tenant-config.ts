@@ -3,9 +3,10 @@
  * turns into resources. Pure: no Pulumi here, so every rule is unit-tested directly.
  */
 import { z } from "zod";
+import { STANDARD_BROKER_PORTS } from "./broker-baseline";
 import { ConfigError, formatPath, type ConfigIssue } from "./errors";
 import { NAME_PATTERN, NAME_RULE, USER_ID_PATTERN, USER_ID_RULE, rabbitUsername } from "./names";
-import { compilePermissions, type CompiledPermissions } from "./permissions";
+import { MAX_CLIENT_IDS_RANGE, compilePermissions, type CompiledPermissions } from "./permissions";
 import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from "./roles";
 import {
   bindFilter,
@@ -26,6 +27,7 @@ export const LIMIT_RANGES = {
   identityMaxConnections: [1, 100_000],
   // RabbitMQ's default channel_max is 2047.
   identityMaxChannels: [1, 2047],
+  identityMaxClientIds: MAX_CLIENT_IDS_RANGE,
   queueExpiresSeconds: [60, 31_536_000],
   queueMaxLength: [1, 100_000_000],
   queueMaxLengthBytes: [1024, 1_099_511_627_776],
@@ -48,7 +50,11 @@ const nameSchema = z
 const identityLimitsSchema = z.strictObject({
   maxConnections: intIn(LIMIT_RANGES.identityMaxConnections).optional(),
   maxChannels: intIn(LIMIT_RANGES.identityMaxChannels).optional(),
+  /** How many client ids (`<identity>`, `<identity>_1`, ...) the identity may use. */
+  maxClientIds: intIn(LIMIT_RANGES.identityMaxClientIds).optional(),
 });
+
+export const DEFAULT_MAX_CLIENT_IDS = 4;
 
 const grantsSchema = z.strictObject({
   publish: z.array(z.string({ error: "must be a string (an MQTT topic filter)" })).default([]),
@@ -128,7 +134,7 @@ export interface IdentityModel {
   readonly description?: string;
   /** The broker-wide RabbitMQ user name (`<identity>@<tenant>`). */
   readonly username: string;
-  readonly limits: { readonly maxConnections?: number; readonly maxChannels?: number };
+  readonly limits: { readonly maxConnections?: number; readonly maxChannels?: number; readonly maxClientIds: number };
   /** Grants as declared (or the role's defaults), placeholders unbound, for documentation. */
   readonly grants: { readonly publish: readonly string[]; readonly subscribe: readonly string[] };
   readonly permissions: CompiledPermissions;
@@ -244,6 +250,7 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel
       });
     }
     if (!ok) return;
+    const limits = { maxClientIds: DEFAULT_MAX_CLIENT_IDS, ...cfg.identityLimits, ...id.limits };
     identities.push({
       name: id.name,
       kind: id.kind,
@@ -252,9 +259,9 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel
       ...(id.user !== undefined ? { user: id.user } : {}),
       ...(id.description !== undefined ? { description: id.description } : {}),
       username: rabbitUsername(cfg.name, id.name),
-      limits: { ...cfg.identityLimits, ...id.limits },
+      limits,
       grants: { publish: [...grants.publish], subscribe: [...grants.subscribe] },
-      permissions: compilePermissions(id.name, bound),
+      permissions: compilePermissions(id.name, bound, limits.maxClientIds),
     });
   });
 
@@ -262,6 +269,13 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel
   cfg.mqttPorts.forEach((port, i) => {
     if (String(port) in portMappings) {
       issues.push({ key: `${TENANT_KEY}.mqttPorts[${i}]`, message: `port ${port} is listed twice` });
+    }
+    const standard = STANDARD_BROKER_PORTS[port];
+    if (standard !== undefined) {
+      issues.push({
+        key: `${TENANT_KEY}.mqttPorts[${i}]`,
+        message: `port ${port} is RabbitMQ's standard ${standard} port, shared by every tenant; a dedicated port must be a listener of its own`,
+      });
     }
     portMappings[String(port)] = cfg.name;
   });

@@ -8,7 +8,7 @@
  * - `{client_id}` / `{username}` expansions are not escaped before 4.2.4, so compiled patterns
  *   never use them: every identity gets patterns with its own validated names written in.
  */
-import { TOPIC_LEVEL_PATTERN, TOPIC_LEVEL_RULE, escapeRegex } from "./names";
+import { REGEX_END, TOPIC_LEVEL_PATTERN, TOPIC_LEVEL_RULE, escapeRegex } from "./names";
 
 export const PLACEHOLDERS = ["identity", "user", "tenant"] as const;
 export type Placeholder = (typeof PLACEHOLDERS)[number];
@@ -152,5 +152,5 @@ export const DENY_ALL_PATTERN = "^(?!)$";
 export function compileTopicPattern(filters: readonly TopicFilter[]): string {
   if (filters.length === 0) return DENY_ALL_PATTERN;
   const bodies = [...new Set(filters.map(filterToRoutingKeyRegexBody))];
-  return `^(?:${bodies.join("|")})$`;
+  return `^(?:${bodies.join("|")})${REGEX_END}`;
 }

@@ -7,7 +7,8 @@
  * MQTT (mqtt.js) and AMQP 0-9-1 (amqplib) clients check that each identity can do exactly what its
  * grants allow, judged against an independent MQTT model (tests/support/access-model.ts).
  */
-import * as amqp from "amqplib";
+import type * as amqp from "amqplib";
+import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   clientIdBelongs,
@@ -18,15 +19,14 @@ import {
   type IdentityConfig,
 } from "../support/access-model";
 import { applyStackFile } from "../support/apply-stack";
+import { brokerInfo, startBroker, type BrokerInfo, type TestBroker } from "../support/broker";
 import {
   amqpAttempt,
   amqpUrl,
-  collect,
   endQuietly,
   isOpen,
   mqttConnect,
   sleep,
-  topicObserver,
   tryPublish,
   trySubscribe,
   waitFor,
@@ -47,26 +47,34 @@ interface TenantUnderTest {
 }
 
 const tenants: Record<string, TenantUnderTest> = {};
-const adminAuth = `Basic ${Buffer.from(`${broker.adminUsername}:${broker.adminPassword}`).toString("base64")}`;
-
-async function mgmt(path: string, method = "GET", body?: unknown): Promise<{ status: number; json: unknown }> {
-  const res = await fetch(`${broker.managementUrl}/api/${path}`, {
+async function mgmt(path: string, method = "GET", body?: unknown, on: BrokerInfo = broker): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(`${on.managementUrl}/api/${path}`, {
     method,
-    headers: { authorization: adminAuth, "content-type": "application/json" },
+    headers: {
+      authorization: `Basic ${Buffer.from(`${on.adminUsername}:${on.adminPassword}`).toString("base64")}`,
+      "content-type": "application/json",
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
   return { status: res.status, json: text ? (JSON.parse(text) as unknown) : undefined };
 }
 
-/** Test scaffolding, not product: the admin observes and publishes in the tenant vhosts. */
-const observers: Record<string, Awaited<ReturnType<typeof topicObserver>>> = {};
-const publishers: Record<string, { conn: amqp.ChannelModel; ch: amqp.ConfirmChannel }> = {};
+/**
+ * Test scaffolding, not product: the admin observes every topic of a tenant vhost over MQTT (it
+ * has no topic permissions, so it may use all) and publishes through the management API (AMQP
+ * password logins are off in the security baseline).
+ */
+const observers: Record<string, { seen: { topic: string; payload: string }[]; client: MqttClient }> = {};
 
 async function adminPublish(vhost: string, topic: string, payload: string): Promise<void> {
-  const p = publishers[vhost]!;
-  p.ch.publish("amq.topic", topic.replace(/\//g, "."), Buffer.from(payload));
-  await p.ch.waitForConfirms();
+  const res = await mgmt(`exchanges/${encodeURIComponent(vhost)}/amq.topic/publish`, "POST", {
+    properties: {},
+    routing_key: topic.replace(/\//g, "."),
+    payload,
+    payload_encoding: "string",
+  });
+  if (res.status !== 200) throw new Error(`admin publish to ${vhost} ${topic}: ${res.status}`);
 }
 
 function tenant(name: string): TenantUnderTest {
@@ -101,15 +109,16 @@ beforeAll(async () => {
   }
   for (const vhost of Object.keys(tenants)) {
     await mgmt(`permissions/${vhost}/${encodeURIComponent(broker.adminUsername)}`, "PUT", { configure: ".*", write: ".*", read: ".*" });
-    observers[vhost] = await topicObserver(amqpUrl(broker.amqpPort, broker.adminUsername, broker.adminPassword, vhost));
-    const conn = await amqp.connect(amqpUrl(broker.amqpPort, broker.adminUsername, broker.adminPassword, vhost));
-    publishers[vhost] = { conn, ch: await conn.createConfirmChannel() };
+    const c = await mqttConnect({ port: broker.mqttPort, username: `${vhost}:${broker.adminUsername}`, password: broker.adminPassword, clientId: `observer-${vhost}` });
+    if (!c.ok) throw new Error(`observer for ${vhost}: ${c.reason}`);
+    if ((await trySubscribe(c.client, "#", 1)).outcome !== "granted") throw new Error(`observer for ${vhost} cannot subscribe`);
+    const box = c;
+    observers[vhost] = { seen: box.messages, client: c.client };
   }
 }, 300_000);
 
 afterAll(async () => {
-  for (const o of Object.values(observers)) await o.close();
-  for (const p of Object.values(publishers)) await p.conn.close().catch(() => undefined);
+  for (const o of Object.values(observers)) await endQuietly(o.client);
 });
 
 describe("what the tenant stacks declared on the broker", () => {
@@ -184,10 +193,10 @@ const matrix: MatrixRow[] = [];
 
 async function checkSubscribe(t: TenantUnderTest, id: IdentityConfig, filter: string, clientId = id.name): Promise<MatrixRow> {
   // Subscribing needs the identity's own subscription queue, which is named after the client id.
-  const expected = clientIdBelongs(id.name, clientId) && maySubscribe(id, t.name, filter);
+  const expected = clientIdBelongs(id.name, clientId, 4) && maySubscribe(id, t.name, filter);
   const c = await mqttConnect(login(t, id.name, clientId));
   if (!c.ok) throw new Error(`${id.name}@${t.name} could not connect: ${c.reason}`);
-  const box = collect(c.client);
+  const box = c;
   const sub = await trySubscribe(c.client, filter, 1);
   const probe = token("sub");
   await adminPublish(t.name, concreteTopic(filter), probe);
@@ -249,7 +258,24 @@ describe("access matrix over MQTT", () => {
 });
 
 describe("client ids cannot widen access", () => {
-  const hostile = [".*", "(.*)", "x|web-app", "web-app.*", "web-app|backend", "backend", "thermostat-17", "web-app-2", "web-appqos1", "web-app_.", "+", "#"];
+  const hostile = [
+    ".*",
+    "(.*)",
+    "x|web-app",
+    "web-app.*",
+    "web-app|backend",
+    "backend",
+    "thermostat-17",
+    "web-app-2",
+    "web-appqos1",
+    "web-app_.",
+    "web-app_4", // beyond maxClientIds (4: web-app, web-app_1 .. web-app_3)
+    "web-app_phone",
+    "web-app_01",
+    "web-app\n",
+    "+",
+    "#",
+  ];
 
   it.each(hostile)("web-app with client id %j cannot subscribe to its own or anyone else's client topics", async (clientId) => {
     const t = tenant("acme");
@@ -264,10 +290,10 @@ describe("client ids cannot widen access", () => {
     expect(rows.filter((r) => r.allowed !== r.expected || r.delivered !== r.expected)).toEqual([]);
   });
 
-  it("a conforming instance client id (<identity>_<instance>) keeps the identity's access", async () => {
+  it("a numbered instance client id (<identity>_<n>, n < maxClientIds) keeps the identity's access", async () => {
     const t = tenant("acme");
     const id = t.identities.find((i) => i.name === "web-app")!;
-    const row = await checkSubscribe(t, id, "client/web-app/#", "web-app_phone-1");
+    const row = await checkSubscribe(t, id, "client/web-app/#", "web-app_3");
     matrix.push(row);
     expect(row).toMatchObject({ expected: true, allowed: true, delivered: true });
   });
@@ -290,13 +316,34 @@ describe("client ids cannot widen access", () => {
     await adminPublish("acme", "activity/u-1001/telemetry", probe);
     const relogin = await mqttConnect({ ...login(t, "backend"), clean: false });
     if (!relogin.ok) throw new Error(relogin.reason);
-    const box = collect(relogin.client);
+    const box = relogin;
     expect(await waitFor(() => box.messages.some((m) => m.payload === probe), 3000)).toBe(true);
     await endQuietly(relogin.client);
     expect(attached).not.toBe("granted");
     // clean up the persistent session
     const cleanup = await mqttConnect({ ...login(t, "backend"), clean: true });
     if (cleanup.ok) await endQuietly(cleanup.client);
+  });
+});
+
+describe("topic strings that only look like a grant", () => {
+  it("a trailing newline after an exact grant is neither published nor subscribed (PCRE's $)", async () => {
+    const t = tenant("acme");
+    const thermostat = t.identities.find((i) => i.name === "thermostat-17")!;
+    const rows = [
+      await checkPublish(t, thermostat, "activity/u-1001/telemetry\n"),
+      await checkSubscribe(t, thermostat, "client/thermostat-17/commands\n"),
+      // controls: the exact grants themselves
+      await checkPublish(t, thermostat, "activity/u-1001/telemetry"),
+      await checkSubscribe(t, thermostat, "client/thermostat-17/commands"),
+    ];
+    matrix.push(...rows);
+    expect(rows.map((r) => [r.expected, r.allowed, r.delivered])).toEqual([
+      [false, false, false],
+      [false, false, false],
+      [true, true, true],
+      [true, true, true],
+    ]);
   });
 });
 
@@ -339,25 +386,49 @@ describe("logins that must be refused", () => {
   });
 });
 
-describe("AMQP 0-9-1 with MQTT credentials reaches nothing more", () => {
+describe("AMQP 0-9-1 with identity credentials", () => {
+  it("is refused at login for every identity of both tenants: the broker offers no password mechanism", async () => {
+    for (const t of Object.values(tenants)) {
+      for (const id of t.identities) {
+        const r = await amqpAttempt(amqpUrl(broker.amqpPort, `${id.name}@${t.name}`, t.passwords[id.name]!, t.name), () => Promise.resolve());
+        expect(r).toEqual({ ok: false, reason: "connect: SASL mechanism PLAIN is not provided by the server" });
+      }
+    }
+  });
+});
+
+describe("defence in depth: with AMQP password logins re-enabled, queue permissions still hold", () => {
+  // A second broker that offers PLAIN, with the acme stack applied to it. (Topic permissions alone do
+  // not stop CC/BCC headers on 3.10 or dead-lettering: that is why the baseline turns PLAIN off.)
+  let plain: TestBroker;
+  let on: BrokerInfo;
+  let passwords: Record<string, string>;
   let url: string;
   const victimQueue = "mqtt-subscription-web-appqos1";
+  const plainLogin = (identity: string, clientId = identity) => ({
+    port: on.mqttPort,
+    username: `acme:${identity}@acme`,
+    password: passwords[identity]!,
+    clientId,
+  });
 
   beforeAll(async () => {
-    const t = tenant("acme");
-    url = amqpUrl(broker.amqpPort, "backend@acme", t.passwords["backend"]!, "acme");
+    plain = await startBroker({ amqpPasswordLogins: true });
+    on = brokerInfo(plain);
+    const { result } = await applyStackFile("dev", on);
+    passwords = result.outputs["identityPasswords"] as Record<string, string>;
+    url = amqpUrl(on.amqpPort, "backend@acme", passwords["backend"]!, "acme");
     // web-app owns a persistent subscription queue.
-    const c = await mqttConnect({ ...login(t, "web-app"), clean: false });
+    const c = await mqttConnect({ ...plainLogin("web-app"), clean: false });
     if (!c.ok) throw new Error(c.reason);
     expect((await trySubscribe(c.client, "client/web-app/#", 1)).outcome).toBe("granted");
     await endQuietly(c.client);
-    expect((await mgmt(`queues/acme/${victimQueue}`)).status).toBe(200);
-  });
+    expect((await mgmt(`queues/acme/${victimQueue}`, "GET", undefined, on)).status).toBe(200);
+  }, 180_000);
 
   afterAll(async () => {
-    const c = await mqttConnect({ ...login(tenant("acme"), "web-app"), clean: true });
-    if (c.ok) await endQuietly(c.client);
-  });
+    await plain?.stop();
+  }, 120_000);
 
   it("a passive declare of another identity's queue reveals at most its existence and counts", async () => {
     // RabbitMQ checks no permission for queue.declare(passive); it returns name and counts only.
@@ -396,7 +467,7 @@ describe("AMQP 0-9-1 with MQTT credentials reaches nothing more", () => {
     const r = await amqpAttempt(url, op);
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.reason).toMatch(/ACCESS_REFUSED|access to|403/i);
-    expect((await mgmt(`queues/acme/${victimQueue}`)).status).toBe(200);
+    expect((await mgmt(`queues/acme/${victimQueue}`, "GET", undefined, on)).status).toBe(200);
   });
 
   it("control: binds its own queue within its grants and publishes within its grants", async () => {
@@ -413,12 +484,12 @@ describe("AMQP 0-9-1 with MQTT credentials reaches nothing more", () => {
 describe("MQTT delivery semantics", () => {
   it("delivers QoS 1 as QoS 1 and downgrades QoS 2 to QoS 1", async () => {
     const t = tenant("acme");
-    const sub = await mqttConnect(login(t, "web-app", "web-app_qos"));
+    const sub = await mqttConnect(login(t, "web-app", "web-app_1"));
     if (!sub.ok) throw new Error(sub.reason);
-    const box = collect(sub.client);
+    const box = sub;
     const granted = await trySubscribe(sub.client, "client/web-app/#", 2);
     expect(granted).toEqual({ outcome: "granted", grantedQos: 1 });
-    const pub = await mqttConnect(login(t, "backend", "backend_qos"));
+    const pub = await mqttConnect(login(t, "backend", "backend_1"));
     if (!pub.ok) throw new Error(pub.reason);
     const p1 = token("q1");
     expect(await tryPublish(pub.client, "client/web-app/q1", p1, 1)).toBe("acked");
@@ -427,18 +498,18 @@ describe("MQTT delivery semantics", () => {
     expect(await waitFor(() => box.messages.some((m) => m.payload === p1) && box.messages.some((m) => m.payload === p2), 3000)).toBe(true);
     expect(box.messages.find((m) => m.payload === p1)?.qos).toBe(1);
     expect(box.messages.find((m) => m.payload === p2)?.qos).toBe(1);
-    matrix.push({ tenant: "acme", identity: "backend", clientId: "backend_qos", action: "publish", topic: "client/web-app/q2 (QoS 2)", expected: true, allowed: true, delivered: true, detail: `publisher saw ${outcome2}; delivered at QoS 1` });
+    matrix.push({ tenant: "acme", identity: "backend", clientId: "backend_1", action: "publish", topic: "client/web-app/q2 (QoS 2)", expected: true, allowed: true, delivered: true, detail: `publisher saw ${outcome2}; delivered at QoS 1` });
     await endQuietly(sub.client);
     await endQuietly(pub.client);
   });
 
   it("a second connection with the same client id takes over the first", async () => {
     const t = tenant("acme");
-    const first = await mqttConnect(login(t, "web-app", "web-app_dup"));
+    const first = await mqttConnect(login(t, "web-app", "web-app_2"));
     if (!first.ok) throw new Error(first.reason);
     let firstClosed = false;
     first.client.on("close", () => (firstClosed = true));
-    const second = await mqttConnect(login(t, "web-app", "web-app_dup"));
+    const second = await mqttConnect(login(t, "web-app", "web-app_2"));
     if (!second.ok) throw new Error(second.reason);
     expect(await waitFor(() => firstClosed, 5000)).toBe(true);
     await sleep(300);
@@ -477,6 +548,24 @@ describe("dedicated tenant port (mqtt_port_to_vhost_mapping)", () => {
     const c = await mqttConnect({ port: broker.mqttPort, username: "tracker-a1@globex", password: t.passwords["tracker-a1"]!, clientId: "tracker-a1" });
     if (c.ok) await endQuietly(c.client);
     expect(c.ok).toBe(false);
+  });
+
+  it("a vhost prefix wins over the port mapping: acme's identity on globex's port stays in acme", async () => {
+    // Broker behaviour (same in 3.10 and 4.x): `vhost:user` is looked up before the port mapping
+    // for password logins. It cannot reach globex; a dedicated port is not a network boundary.
+    const acme = tenant("acme");
+    const c = await mqttConnect({ ...login(acme, "web-app"), port: broker.tenantMqttPort });
+    if (!c.ok) throw new Error(c.reason);
+    const box = c;
+    expect((await trySubscribe(c.client, "client/web-app/#", 1)).outcome).toBe("granted");
+    const inAcme = token("acme-port");
+    await adminPublish("acme", "client/web-app/x", inAcme);
+    const inGlobex = token("globex-port");
+    await adminPublish("globex", "client/web-app/x", inGlobex);
+    expect(await waitFor(() => box.messages.some((m) => m.payload === inAcme), 3000)).toBe(true);
+    await sleep(300);
+    expect(box.messages.some((m) => m.payload === inGlobex)).toBe(false);
+    await endQuietly(c.client);
   });
 
   it("another tenant's identity on globex's port is refused", async () => {

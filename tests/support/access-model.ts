@@ -26,11 +26,11 @@ export function effectiveGrants(id: IdentityConfig, tenant: string): { publish: 
   return { publish: raw.publish.map(bind), subscribe: raw.subscribe.map(bind) };
 }
 
-/** Documented client id rule: `<identity>` or `<identity>_<instance>` (instance: 1-64 of A-Z a-z 0-9 _ -). */
-export function clientIdBelongs(identity: string, clientId: string): boolean {
+/** Documented client id rule: `<identity>`, `<identity>_1`, ..., `<identity>_<maxClientIds - 1>`. */
+export function clientIdBelongs(identity: string, clientId: string, maxClientIds = 4): boolean {
   if (clientId === identity) return true;
-  const prefix = `${identity}_`;
-  return clientId.startsWith(prefix) && /^[A-Za-z0-9_-]{1,64}$/.test(clientId.slice(prefix.length));
+  const m = /^(.*)_([1-9][0-9]?)$/.exec(clientId);
+  return m !== null && m[1] === identity && Number(m[2]) < maxClientIds;
 }
 
 /** MQTT 3.1.1 topic matching. */

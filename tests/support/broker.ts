@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { securityBaseline } from "../../core/broker-baseline";
 
 const RABBITMQ_BIN = "/usr/lib/rabbitmq/bin";
 const RABBITMQ_SERVER = path.join(RABBITMQ_BIN, "rabbitmq-server");
@@ -54,6 +55,8 @@ export interface TestBroker extends BrokerInfo {
 export interface StartBrokerOptions {
   /** Appended verbatim to the generated rabbitmq.conf. */
   extraConf?: string;
+  /** Offer password logins on AMQP 0-9-1 (off in the security baseline). */
+  amqpPasswordLogins?: boolean;
   /** Enabled in addition to rabbitmq_management, rabbitmq_mqtt and rabbitmq_web_mqtt. */
   plugins?: string[];
   /** Keep the temp dir (logs, data) after stop(). */
@@ -301,6 +304,13 @@ function parseVersion(version: string): { major: number; minor: number } {
   return { major: Number(match[1]), minor: Number(match[2]) };
 }
 
+/** The installed server's version, read before it starts (from its lib directory name). */
+export function installedVersion(): { major: number; minor: number } {
+  const dir = fs.readdirSync("/usr/lib/rabbitmq/lib").find((d) => d.startsWith("rabbitmq_server-"));
+  if (dir === undefined) throw new Error("rabbitmq-server is not installed (no /usr/lib/rabbitmq/lib/rabbitmq_server-*)");
+  return parseVersion(dir.slice("rabbitmq_server-".length));
+}
+
 function renderConf(p: {
   amqpPort: number;
   mqttPort: number;
@@ -309,10 +319,18 @@ function renderConf(p: {
   managementPort: number;
   adminUsername: string;
   adminPassword: string;
+  amqpPasswordLogins: boolean;
   extraConf: string | undefined;
 }): string {
   // Valid for 3.10 and 4.0 alike: no mqtt.default_user / mqtt.subscription_ttl.
   const lines = [
+    // The product's security baseline (anonymous off, no guest, no AMQP password logins).
+    ...securityBaseline({
+      version: installedVersion(),
+      adminUsername: p.adminUsername,
+      adminPassword: p.adminPassword,
+      amqpPasswordLogins: p.amqpPasswordLogins,
+    }),
     `listeners.tcp.default = ${HOST}:${p.amqpPort}`,
     `management.tcp.port = ${p.managementPort}`,
     `management.tcp.ip = ${HOST}`,
@@ -320,11 +338,6 @@ function renderConf(p: {
     `mqtt.listeners.tcp.tenant = ${HOST}:${p.tenantMqttPort}`,
     `web_mqtt.tcp.port = ${p.webMqttPort}`,
     `web_mqtt.tcp.ip = ${HOST}`,
-    `mqtt.allow_anonymous = false`,
-    // The default user replaces guest: with these set, no 'guest' user is created.
-    `default_user = ${p.adminUsername}`,
-    `default_pass = ${p.adminPassword}`,
-    `default_user_tags.administrator = true`,
     `log.file.level = info`,
   ];
   let conf = `${lines.join("\n")}\n`;
@@ -358,7 +371,17 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   fs.writeFileSync(path.join(baseDir, "rabbitmq-env.conf"), "# intentionally empty (test harness)\n");
   fs.writeFileSync(
     path.join(baseDir, "rabbitmq.conf"),
-    renderConf({ amqpPort, mqttPort, tenantMqttPort, webMqttPort, managementPort, adminUsername, adminPassword, extraConf: opts.extraConf }),
+    renderConf({
+      amqpPort,
+      mqttPort,
+      tenantMqttPort,
+      webMqttPort,
+      managementPort,
+      adminUsername,
+      adminPassword,
+      amqpPasswordLogins: opts.amqpPasswordLogins === true,
+      extraConf: opts.extraConf,
+    }),
   );
   const plugins = [...new Set<string>([...DEFAULT_PLUGINS, ...(opts.plugins ?? [])])];
   fs.writeFileSync(path.join(baseDir, "enabled_plugins"), `[${plugins.join(",")}].\n`);

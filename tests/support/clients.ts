@@ -17,7 +17,17 @@ export interface MqttLogin {
   protocolVersion?: 4 | 5;
 }
 
-export type ConnectOutcome = { ok: true; client: MqttClient } | { ok: false; reason: string };
+export interface ReceivedMessage {
+  topic: string;
+  payload: string;
+  qos: number;
+}
+
+/**
+ * `messages` collects from the moment the client exists: a persistent session's queued messages
+ * can arrive in the same read as the CONNACK, before any listener added after connect().
+ */
+export type ConnectOutcome = { ok: true; client: MqttClient; messages: ReceivedMessage[] } | { ok: false; reason: string };
 
 export function mqttConnect(login: MqttLogin): Promise<ConnectOutcome> {
   const opts: IClientOptions = {
@@ -34,6 +44,8 @@ export function mqttConnect(login: MqttLogin): Promise<ConnectOutcome> {
   if (login.password !== undefined) opts.password = login.password;
   return new Promise((resolve) => {
     const client = mqtt.connect(opts);
+    const messages: ReceivedMessage[] = [];
+    client.on("message", (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), qos: packet.qos }));
     let done = false;
     const finish = (o: ConnectOutcome) => {
       if (done) return;
@@ -41,7 +53,7 @@ export function mqttConnect(login: MqttLogin): Promise<ConnectOutcome> {
       if (!o.ok) client.end(true);
       resolve(o);
     };
-    client.once("connect", () => finish({ ok: true, client }));
+    client.once("connect", () => finish({ ok: true, client, messages }));
     client.once("error", (err) => finish({ ok: false, reason: err.message }));
     client.once("close", () => finish({ ok: false, reason: "connection closed before CONNACK" }));
   });
@@ -101,12 +113,6 @@ export function tryPublish(client: MqttClient, topic: string, payload: string, q
   });
 }
 
-/** Collects messages arriving on an MQTT client. */
-export function collect(client: MqttClient): { messages: { topic: string; payload: string; qos: number }[] } {
-  const box = { messages: [] as { topic: string; payload: string; qos: number }[] };
-  client.on("message", (topic, payload, packet) => box.messages.push({ topic, payload: payload.toString(), qos: packet.qos }));
-  return box;
-}
 
 export async function endQuietly(client: MqttClient | undefined): Promise<void> {
   if (!client) return;

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { clientIdPattern, compilePermissions, ownMqttQueuesPattern } from "../../core/permissions";
+import { clientIdPattern, clientIds, compilePermissions, ownMqttQueuesPattern } from "../../core/permissions";
 import { bindFilter, parseTopicFilter } from "../../core/topics";
 
 const grants = (identity: string) => ({
@@ -8,43 +8,57 @@ const grants = (identity: string) => ({
   subscribe: [bindFilter(parseTopicFilter("client/{identity}/#"), { identity, user: "u1", tenant: "acme" })],
 });
 
+describe("clientIds", () => {
+  it("lists <identity> then numbered instances", () => {
+    expect(clientIds("alice", 3)).toEqual(["alice", "alice_1", "alice_2"]);
+    expect(clientIds("alice", 1)).toEqual(["alice"]);
+  });
+
+  it.each([0, 65, 1.5])("refuses maxClientIds %s", (n) => {
+    expect(() => clientIds("alice", n)).toThrow(/maxClientIds must be a whole number from 1 to 64/);
+  });
+});
+
 describe("ownMqttQueuesPattern", () => {
-  const re = new RegExp(ownMqttQueuesPattern("alice"));
+  const re = new RegExp(ownMqttQueuesPattern("alice", 4));
 
   it.each([
     "mqtt-subscription-aliceqos0",
     "mqtt-subscription-aliceqos1",
-    "mqtt-subscription-alice_phoneqos1",
-    "mqtt-subscription-alice_tab-2qos0",
+    "mqtt-subscription-alice_1qos1",
+    "mqtt-subscription-alice_3qos0",
     "mqtt-will-alice",
-    "mqtt-will-alice_phone",
+    "mqtt-will-alice_2",
   ])("matches alice's own queue %s", (q) => expect(re.test(q)).toBe(true));
 
   it.each([
+    "mqtt-subscription-alice_4qos1", // beyond maxClientIds
+    "mqtt-subscription-alice_phoneqos1",
+    "mqtt-subscription-alice_01qos1",
     "mqtt-subscription-bobqos1",
     "mqtt-subscription-alice-2qos1", // identity alice-2
     "mqtt-subscription-aliceqos1qos1", // identity aliceqos1
     "mqtt-subscription-alicexqos1",
     "mqtt-subscription-.*qos1",
     "mqtt-subscription-alice_.qos1",
-    "mqtt-subscription-alice_x|bobqos1",
+    "mqtt-subscription-alice_1|bobqos1",
     "xmqtt-subscription-aliceqos1",
     "mqtt-subscription-aliceqos1x",
+    "mqtt-subscription-aliceqos1\n", // PCRE's $ alone would accept a final newline
     "mqtt-subscription-aliceqos2",
     "mqtt-will-bob",
     "amq.gen-abc",
     "alice",
-  ])("does not match %s", (q) => expect(re.test(q)).toBe(false));
+  ])("does not match %j", (q) => expect(re.test(q)).toBe(false));
 
   it("no two identities share a queue name (property)", () => {
     const name = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?$/);
-    const suffix = fc.option(fc.stringMatching(/^[A-Za-z0-9_-]{1,8}$/), { nil: undefined });
     fc.assert(
-      fc.property(name, name, suffix, fc.constantFrom("qos0", "qos1"), (a, b, s, qos) => {
+      fc.property(name, name, fc.integer({ min: 1, max: 64 }), fc.nat(63), fc.constantFrom("qos0", "qos1"), (a, b, max, n, qos) => {
         fc.pre(a !== b);
-        const clientId = s === undefined ? a : `${a}_${s}`;
-        expect(new RegExp(ownMqttQueuesPattern(b)).test(`mqtt-subscription-${clientId}${qos}`)).toBe(false);
-        expect(new RegExp(ownMqttQueuesPattern(a)).test(`mqtt-subscription-${clientId}${qos}`)).toBe(true);
+        const clientId = clientIds(a, max)[n % max]!;
+        expect(new RegExp(ownMqttQueuesPattern(b, 64)).test(`mqtt-subscription-${clientId}${qos}`)).toBe(false);
+        expect(new RegExp(ownMqttQueuesPattern(a, max)).test(`mqtt-subscription-${clientId}${qos}`)).toBe(true);
       }),
       { numRuns: 3000 },
     );
@@ -52,15 +66,15 @@ describe("ownMqttQueuesPattern", () => {
 });
 
 describe("clientIdPattern", () => {
-  it("accepts <identity> and <identity>_<instance> only", () => {
-    const re = new RegExp(clientIdPattern("alice"));
-    expect(["alice", "alice_1", "alice_phone-2"].every((c) => re.test(c))).toBe(true);
-    expect(["bob", "alice-2", "alice_", "alice_a.b", ".*", "x|alice", "alice\n"].some((c) => re.test(c))).toBe(false);
+  it("accepts exactly the listed client ids", () => {
+    const re = new RegExp(clientIdPattern("alice", 3));
+    for (const c of ["alice", "alice_1", "alice_2"]) expect(re.test(c)).toBe(true);
+    for (const c of ["bob", "alice_3", "alice-2", "alice_", "alice_a", ".*", "x|alice", "alice\n"]) expect(re.test(c)).toBe(false);
   });
 });
 
 describe("compilePermissions", () => {
-  const p = compilePermissions("alice", grants("alice"));
+  const p = compilePermissions("alice", grants("alice"), 4);
 
   it("confines configure to the identity's own MQTT queues (no exchanges, no other queues)", () => {
     const re = new RegExp(p.vhost.configure);
@@ -72,7 +86,9 @@ describe("compilePermissions", () => {
     const re = new RegExp(p.vhost.write);
     expect(re.test("amq.topic")).toBe(true);
     expect(re.test("mqtt-subscription-alice_1qos0")).toBe(true);
-    for (const name of ["amq.default", "", "amq.direct", "amq.fanout", "amq.topicx", "mqtt-subscription-bobqos0"]) expect(re.test(name)).toBe(false);
+    for (const name of ["amq.default", "", "amq.direct", "amq.fanout", "amq.topicx", "amq.topic\n", "mqtt-subscription-bobqos0"]) {
+      expect(re.test(name)).toBe(false);
+    }
   });
 
   it("allows read from the MQTT exchange and its own queues only", () => {
@@ -82,12 +98,18 @@ describe("compilePermissions", () => {
     for (const name of ["amq.rabbitmq.trace", "mqtt-subscription-bobqos1", "xamq.topic"]) expect(re.test(name)).toBe(false);
   });
 
+  it("gives an identity without publish grants no write on the MQTT exchange at all", () => {
+    const readOnly = compilePermissions("alice", { publish: [], subscribe: grants("alice").subscribe }, 4);
+    expect(new RegExp(readOnly.vhost.write).test("amq.topic")).toBe(false);
+    expect(new RegExp(readOnly.vhost.write).test("mqtt-subscription-aliceqos1")).toBe(true);
+  });
+
   it("never relies on {client_id} or {username} expansion", () => {
     expect(JSON.stringify(p)).not.toMatch(/\{client_id\}|\{username\}|\{vhost\}/);
   });
 
   it("declares topic permissions for the MQTT exchange even without grants (default deny)", () => {
-    const none = compilePermissions("bob", { publish: [], subscribe: [] });
+    const none = compilePermissions("bob", { publish: [], subscribe: [] }, 1);
     expect(none.topic).toEqual({ exchange: "amq.topic", write: "^(?!)$", read: "^(?!)$" });
   });
 });

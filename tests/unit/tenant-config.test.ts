@@ -42,8 +42,8 @@ describe("parseTenantConfig: a valid tenant", () => {
     expect(model.identities[0]!.grants).toEqual({ publish: ["activity/{user}/#"], subscribe: ["client/{identity}/#"] });
     expect(model.identities[0]!.permissions.topic).toEqual({
       exchange: "amq.topic",
-      write: "^(?:activity\\.u\\-1001(?:\\..*)?)$",
-      read: "^(?:client\\.web\\-app(?:\\..*)?)$",
+      write: "^(?:activity\\.u\\-1001(?:\\..*)?)$(?!\\n)",
+      read: "^(?:client\\.web\\-app(?:\\..*)?)$(?!\\n)",
     });
   });
 
@@ -53,7 +53,7 @@ describe("parseTenantConfig: a valid tenant", () => {
       identityLimits: { maxConnections: 5, maxChannels: 10 },
       identities: [{ name: "web-app", kind: "app", role: "c2b", user: "u1", limits: { maxConnections: 2 } }],
     });
-    expect(m.identities[0]!.limits).toEqual({ maxConnections: 2, maxChannels: 10 });
+    expect(m.identities[0]!.limits).toEqual({ maxConnections: 2, maxChannels: 10, maxClientIds: 4 });
   });
 
   it("turns the subscription queue policy into milliseconds", () => {
@@ -62,7 +62,7 @@ describe("parseTenantConfig: a valid tenant", () => {
   });
 
   it("maps dedicated MQTT ports to the tenant's vhost", () => {
-    expect(parseTenantConfig({ ...base(), mqttPorts: [1884, 8883] }).portMappings).toEqual({ "1884": "acme", "8883": "acme" });
+    expect(parseTenantConfig({ ...base(), mqttPorts: [1884, 18883] }).portMappings).toEqual({ "1884": "acme", "18883": "acme" });
   });
 
   it("lists the password identities whose password the stack generates", () => {
@@ -126,7 +126,7 @@ describe("parseTenantConfig: invalid config names the key and the rule", () => {
 
   it("accepts narrower c2b grants, with literals equal to the identity's own names", () => {
     const m = parseTenantConfig(withIdentity({ grants: { subscribe: ["client/web-app/commands"], publish: ["activity/{user}/+"] } }));
-    expect(m.identities[0]!.permissions.topic.read).toBe("^(?:client\\.web\\-app\\.commands)$");
+    expect(m.identities[0]!.permissions.topic.read).toBe("^(?:client\\.web\\-app\\.commands)$(?!\\n)");
   });
 
   it("requires user when a grant uses {user}", () => {
@@ -168,6 +168,12 @@ describe("parseTenantConfig: invalid config names the key and the rule", () => {
   it("rejects certificate auth until the PKI exists", () => {
     expect(issuesOf(withIdentity({ auth: "certificate" }))).toEqual([
       { key: "tenant.identities[0].auth", message: "must be one of: password" },
+    ]);
+  });
+
+  it.each([1883, 8883, 5672, 15672, 15675, 25672, 4369])("rejects the standard broker port %i as a tenant's dedicated port", (port) => {
+    expect(issuesOf({ ...base(), mqttPorts: [port] })).toEqual([
+      { key: "tenant.mqttPorts[0]", message: expect.stringMatching(new RegExp(`^port ${port} is RabbitMQ's standard .* port, shared by every tenant`)) },
     ]);
   });
 

@@ -102,16 +102,16 @@ describe("tenant stack with a direct broker connection", () => {
       user: "web-app@acme",
       vhost: "acme",
       permissions: {
-        configure: "^(?:mqtt\\-subscription\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?qos[01]|mqtt\\-will\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?)$",
-        write: "^(?:amq\\.topic|(?:mqtt\\-subscription\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?qos[01]|mqtt\\-will\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?))$",
-        read: "^(?:amq\\.topic|(?:mqtt\\-subscription\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?qos[01]|mqtt\\-will\\-web\\-app(?:_[A-Za-z0-9_-]{1,64})?))$",
+        configure: "^(?:mqtt\\-subscription\\-(?:web\\-app|web\\-app_1|web\\-app_2|web\\-app_3)qos[01]|mqtt\\-will\\-(?:web\\-app|web\\-app_1|web\\-app_2|web\\-app_3))$(?!\\n)",
+        write: "^(?:amq\\.topic|(?:mqtt\\-subscription\\-(?:web\\-app|web\\-app_1|web\\-app_2|web\\-app_3)qos[01]|mqtt\\-will\\-(?:web\\-app|web\\-app_1|web\\-app_2|web\\-app_3)))$(?!\\n)",
+        read: "^(?:amq\\.topic|(?:mqtt\\-subscription\\-(?:web\\-app|web\\-app_1|web\\-app_2|web\\-app_3)qos[01]|mqtt\\-will\\-(?:web\\-app|web\\-app_1|web\\-app_2|web\\-app_3)))$(?!\\n)",
       },
     });
   });
 
   it("declares topic permissions for every identity, deny-all where it has no grant", () => {
     const backend = mocks.one("rabbitmq:index/topicPermissions:TopicPermissions", "acme-backend-topic-permissions");
-    expect(backend.inputs["permissions"]).toEqual([{ exchange: "amq.topic", write: "^(?!)$", read: "^(?:activity\\.[^.#]*(?:\\..*)?)$" }]);
+    expect(backend.inputs["permissions"]).toEqual([{ exchange: "amq.topic", write: "^(?!)$", read: "^(?:activity\\.[^.#]*(?:\\..*)?)$(?!\\n)" }]);
     expect(mocks.byType("rabbitmq:index/topicPermissions:TopicPermissions")).toHaveLength(2);
   });
 

@@ -76,8 +76,18 @@ describe("filterWithin", () => {
 
 describe("compileTopicPattern", () => {
   it("writes the identity's own names in, anchored, with '/' as '.'", () => {
-    expect(compileTopicPattern([bound("client/{identity}/#")])).toBe("^(?:client\\.alice(?:\\..*)?)$");
-    expect(compileTopicPattern([bound("activity/{user}/+")])).toBe("^(?:activity\\.u1\\.[^.#]*)$");
+    expect(compileTopicPattern([bound("client/{identity}/#")])).toBe("^(?:client\\.alice(?:\\..*)?)$(?!\\n)");
+    expect(compileTopicPattern([bound("activity/{user}/+")])).toBe("^(?:activity\\.u1\\.[^.#]*)$(?!\\n)");
+  });
+
+  it("refuses a trailing newline after an exact grant (PCRE's $ alone would accept it)", () => {
+    const exact = compileTopicPattern([bound("activity/{user}/telemetry")]);
+    // PCRE's default `$` is JavaScript's `(?=\n?$)`: end of subject or before a final newline.
+    const underPcre = (pattern: string) => new RegExp(pattern.replace(/\$(?=\(\?!\\n\)|$)/g, "(?=\\n?$)"));
+    expect(underPcre(exact).test("activity.u1.telemetry\n")).toBe(false);
+    expect(underPcre(exact).test("activity.u1.telemetry")).toBe(true);
+    // Control: without the guard, PCRE would accept the newline.
+    expect(underPcre(exact.replace("$(?!\\n)", "$")).test("activity.u1.telemetry\n")).toBe(true);
   });
 
   it("denies everything when there are no grants, including the empty routing key", () => {
