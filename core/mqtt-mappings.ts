@@ -24,15 +24,18 @@ export function checkMappingEntry(parameter: MqttMappingParameter, key: string, 
   return undefined;
 }
 
+/** The shared object as the broker holds it: other stacks' values are kept as they are. */
+export type SharedMapping = Readonly<Record<string, unknown>>;
+
 export interface MappingConflict {
   readonly key: string;
   readonly desired: string;
-  readonly current: string;
+  readonly current: unknown;
 }
 
 export interface MappingPlan {
   /** The whole object to write back. */
-  readonly next: Record<string, string>;
+  readonly next: Record<string, unknown>;
   /** Entries another owner holds with a different vhost: the change must not proceed. */
   readonly conflicts: readonly MappingConflict[];
   /** True when `next` differs from `current`. */
@@ -48,11 +51,11 @@ export interface MappingPlan {
  * - A key this stack no longer wants is removed only if it still has the value this stack wrote.
  */
 export function planMappingChange(
-  current: MappingEntries,
+  current: SharedMapping,
   owned: MappingEntries,
   desired: MappingEntries,
 ): MappingPlan {
-  const next: Record<string, string> = { ...current };
+  const next: Record<string, unknown> = { ...current };
   const conflicts: MappingConflict[] = [];
   for (const [key, vhost] of Object.entries(desired)) {
     const now = Object.prototype.hasOwnProperty.call(current, key) ? current[key] : undefined;
@@ -75,7 +78,7 @@ export function planMappingChange(
 }
 
 /** The subset of `current` that this stack's keys hold now (for refresh / drift detection). */
-export function ownedView(current: MappingEntries, keys: readonly string[]): Record<string, string> {
+export function ownedView(current: SharedMapping, keys: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const key of keys) {
     if (Object.prototype.hasOwnProperty.call(current, key)) {

@@ -22,6 +22,7 @@ export async function managementRequest(
   method: "GET" | "PUT" | "DELETE",
   path: string,
   body?: unknown,
+  timeoutMs = 30_000,
 ): Promise<ApiResponse> {
   const url = `${conn.managementUrl.replace(/\/+$/, "")}/api/${path}`;
   const headers: Record<string, string> = {
@@ -34,7 +35,7 @@ export async function managementRequest(
       method,
       headers,
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(30_000),
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (e) {
     throw new Error(`RabbitMQ management API ${method} /api/${path} failed: ${(e as Error).message}`);
@@ -58,8 +59,9 @@ export async function managementCall(
   path: string,
   body?: unknown,
   ok: readonly number[] = [200, 201, 204],
+  timeoutMs?: number,
 ): Promise<ApiResponse> {
-  const res = await managementRequest(conn, method, path, body);
+  const res = await managementRequest(conn, method, path, body, timeoutMs);
   if (!ok.includes(res.status)) {
     const reason =
       typeof res.body === "object" && res.body !== null && "reason" in res.body

@@ -24,10 +24,12 @@ function limitsPath(scope: LimitScope, target: string): string {
   return `${scope === "vhost" ? "vhost-limits" : "user-limits"}/${seg(target)}`;
 }
 
-async function readLimits(p: LimitsProps): Promise<Record<string, number>> {
+/** The target's limits now, or undefined when the vhost or user itself is gone. */
+async function readLimits(p: LimitsProps): Promise<Record<string, number> | undefined> {
   const res = await managementCall(p.connection, "GET", limitsPath(p.scope, p.target), undefined, [200, 404]);
+  if (res.status === 404) return undefined;
   const out: Record<string, number> = {};
-  if (res.status === 404 || !Array.isArray(res.body)) return out;
+  if (!Array.isArray(res.body)) return out;
   for (const row of res.body as unknown[]) {
     const value = (row as { value?: unknown }).value;
     if (typeof value === "object" && value !== null) {
@@ -87,6 +89,8 @@ export const limitsProvider: pulumi.dynamic.ResourceProvider = {
   },
   async read(id: string, props: LimitsProps) {
     const current = await readLimits(props);
+    // An empty result tells the engine the resource is gone (its vhost or user was deleted).
+    if (current === undefined) return {};
     return { id, props: { ...props, limits: current } };
   },
   async update(_id: string, olds: LimitsProps, news: LimitsProps) {

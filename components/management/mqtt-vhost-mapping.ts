@@ -4,14 +4,16 @@
  * management API can only replace it whole, so a read-modify-write from two stacks at once would
  * lose one of them. Every change therefore runs under a broker-side lock:
  *
- * - The lock is a durable queue in `lockVhost` (default `/`) whose `x-max-length` argument is a
- *   random token. Declaring a queue is atomic in the broker, and redeclaring it with a different
- *   `x-max-length` fails with 406 PRECONDITION_FAILED (the management API answers 400), so exactly
+ * - The lock is a durable classic queue in vhost `/` (LOCK_VHOST, the same for every stack) whose
+ *   `x-max-length` argument is a random token. Declaring a queue is atomic in the broker, and
+ *   redeclaring it with a different `x-max-length` fails ("inequivalent arg", HTTP 400), so exactly
  *   one holder succeeds. The queue never holds messages; the argument is only the token.
  * - `x-expires` makes the lock a lease: if a holder dies, the broker deletes the queue after
- *   LOCK_LEASE_MS and others proceed.
+ *   LOCK_LEASE_MS and others proceed. Every request inside the locked section has a timeout well
+ *   below the lease, and the holder checks it still owns the lock right before writing.
  * - After writing, the holder reads the object back and checks its entries (guards against writers
  *   that bypass the lock, e.g. an operator with rabbitmqctl).
+ * Keys of other stacks are written back exactly as read, whatever their values.
  */
 import * as pulumi from "@pulumi/pulumi";
 import {
@@ -23,18 +25,25 @@ import {
 } from "../../core/mqtt-mappings";
 import { managementCall, managementRequest, seg, type ManagementConnection } from "./api";
 
-export const LOCK_LEASE_MS = 30_000;
+export const LOCK_VHOST = "/";
+export const LOCK_LEASE_MS = 60_000;
 export const LOCK_WAIT_MS = 180_000;
+/** Per request inside the locked section: far below the lease. */
+const LOCKED_REQUEST_TIMEOUT_MS = 10_000;
 
 export interface MqttVhostMappingProps {
   readonly connection: ManagementConnection;
   readonly parameter: MqttMappingParameter;
   readonly entries: MappingEntries;
-  readonly lockVhost: string;
 }
 
 function lockQueuePath(p: MqttVhostMappingProps): string {
-  return `queues/${seg(p.lockVhost)}/${seg(`rabbitmq-mqtt.lock.${p.parameter}`)}`;
+  return `queues/${seg(LOCK_VHOST)}/${seg(`rabbitmq-mqtt.lock.${p.parameter}`)}`;
+}
+
+function reasonOf(body: unknown): string {
+  if (typeof body === "object" && body !== null && "reason" in body) return String((body).reason);
+  return typeof body === "string" ? body.slice(0, 300) : "";
 }
 
 async function acquireLock(p: MqttVhostMappingProps): Promise<number> {
@@ -43,17 +52,21 @@ async function acquireLock(p: MqttVhostMappingProps): Promise<number> {
   const body = {
     durable: true,
     auto_delete: false,
-    arguments: { "x-max-length": token, "x-expires": LOCK_LEASE_MS },
+    // classic: a vhost whose default queue type is stream or quorum would refuse x-expires.
+    arguments: { "x-queue-type": "classic", "x-max-length": token, "x-expires": LOCK_LEASE_MS },
   };
   const deadline = Date.now() + LOCK_WAIT_MS;
   let delay = 20;
   for (;;) {
-    const res = await managementRequest(p.connection, "PUT", lockQueuePath(p), body);
+    const res = await managementRequest(p.connection, "PUT", lockQueuePath(p), body, LOCKED_REQUEST_TIMEOUT_MS);
     if (res.status === 201 || res.status === 204) return token;
-    if (res.status !== 400 && res.status !== 406) {
+    const reason = reasonOf(res.body);
+    // Only "another holder's token" means wait; anything else will not get better by retrying.
+    if (!(res.status === 400 && /inequivalent arg/.test(reason))) {
       throw new Error(
-        `cannot take the ${p.parameter} lock (queue in vhost '${p.lockVhost}'): management API answered ${res.status}` +
-          (res.status === 404 ? `; vhost '${p.lockVhost}' must exist and the admin user needs permissions there` : ""),
+        `cannot take the ${p.parameter} lock (a queue in vhost '${LOCK_VHOST}'): management API answered ${res.status}` +
+          (reason ? `: ${reason}` : "") +
+          (res.status === 404 ? `; vhost '${LOCK_VHOST}' must exist and the admin user needs permissions there` : ""),
       );
     }
     if (Date.now() > deadline) {
@@ -67,29 +80,35 @@ async function acquireLock(p: MqttVhostMappingProps): Promise<number> {
   }
 }
 
+async function lockToken(p: MqttVhostMappingProps): Promise<unknown> {
+  const res = await managementRequest(p.connection, "GET", lockQueuePath(p), undefined, LOCKED_REQUEST_TIMEOUT_MS);
+  return res.status === 200 ? (res.body as { arguments?: Record<string, unknown> } | undefined)?.arguments?.["x-max-length"] : undefined;
+}
+
 async function releaseLock(p: MqttVhostMappingProps, token: number): Promise<void> {
-  const res = await managementRequest(p.connection, "GET", lockQueuePath(p));
-  const args = (res.body as { arguments?: Record<string, unknown> } | undefined)?.arguments;
   // Only delete our own lock: after a lease ran out, the queue may be another holder's.
-  if (res.status === 200 && args?.["x-max-length"] === token) {
-    await managementRequest(p.connection, "DELETE", lockQueuePath(p));
+  if ((await lockToken(p)) === token) {
+    await managementRequest(p.connection, "DELETE", lockQueuePath(p), undefined, LOCKED_REQUEST_TIMEOUT_MS);
   }
 }
 
-async function readParameter(p: MqttVhostMappingProps): Promise<Record<string, string>> {
-  const res = await managementCall(p.connection, "GET", `global-parameters/${seg(p.parameter)}`, undefined, [200, 404]);
+/** The whole current object, values as they are (other stacks' keys are not ours to judge). */
+async function readParameter(p: MqttVhostMappingProps): Promise<Record<string, unknown>> {
+  const res = await managementCall(p.connection, "GET", `global-parameters/${seg(p.parameter)}`, undefined, [200, 404], LOCKED_REQUEST_TIMEOUT_MS);
   if (res.status === 404) return {};
   const value = (res.body as { value?: unknown }).value;
-  const out: Record<string, string> = {};
-  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-      if (typeof v === "string") Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
-    }
+  // The broker answers an empty object as [] (an empty Erlang proplist).
+  if (Array.isArray(value) && value.length === 0) return {};
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(
+      `global parameter ${p.parameter} is not a JSON object (found ${Array.isArray(value) ? "an array" : typeof value}); ` +
+        "the MQTT plugin cannot use it either: fix or delete it by hand, then run pulumi up again",
+    );
   }
-  return out;
+  return value as Record<string, unknown>;
 }
 
-/** Moves this stack's entries from `owned` to `desired` under the lock; returns what it wrote. */
+/** Moves this stack's entries from `owned` to `desired` under the lock. */
 export async function applyMappingChange(
   p: MqttVhostMappingProps,
   owned: MappingEntries,
@@ -104,16 +123,24 @@ export async function applyMappingChange(
         throw new Error(
           `${p.parameter}: ` +
             plan.conflicts
-              .map((c) => `entry ${JSON.stringify(c.key)} already maps to vhost '${c.current}', not '${c.desired}' (another stack owns it)`)
+              .map(
+                (c) =>
+                  `entry ${JSON.stringify(c.key)} already maps to vhost ` +
+                  `${typeof c.current === "string" ? `'${c.current}'` : JSON.stringify(c.current)}, not '${c.desired}' (another stack owns it)`,
+              )
               .join("; "),
         );
       }
       if (plan.changed) {
-        await managementCall(p.connection, "PUT", `global-parameters/${seg(p.parameter)}`, {
-          name: p.parameter,
-          component: "global",
-          value: plan.next,
-        });
+        if ((await lockToken(p)) !== token) throw new Error(`${p.parameter}: lost the lock before writing (lease expired); nothing written, run pulumi up again`);
+        await managementCall(
+          p.connection,
+          "PUT",
+          `global-parameters/${seg(p.parameter)}`,
+          { name: p.parameter, component: "global", value: plan.next },
+          [200, 201, 204],
+          LOCKED_REQUEST_TIMEOUT_MS,
+        );
       }
       const after = await readParameter(p);
       const desiredOk = Object.entries(desired).every(([k, v]) => after[k] === v);
@@ -144,11 +171,7 @@ export const mqttVhostMappingProvider: pulumi.dynamic.ResourceProvider = {
     const sameEntries =
       Object.keys(olds.entries).length === Object.keys(news.entries).length &&
       Object.entries(news.entries).every(([k, v]) => olds.entries[k] === v);
-    const changes =
-      replaces.length > 0 ||
-      !sameEntries ||
-      olds.lockVhost !== news.lockVhost ||
-      JSON.stringify(olds.connection) !== JSON.stringify(news.connection);
+    const changes = replaces.length > 0 || !sameEntries || JSON.stringify(olds.connection) !== JSON.stringify(news.connection);
     return { changes, replaces, deleteBeforeReplace: true };
   },
   async create(inputs: MqttVhostMappingProps) {
@@ -174,8 +197,6 @@ export interface MqttVhostMappingArgs {
   connection: pulumi.Input<ManagementConnection>;
   parameter: MqttMappingParameter;
   entries: pulumi.Input<Record<string, pulumi.Input<string>>>;
-  /** Vhost that holds the lock queue; it must exist. Default `/`. */
-  lockVhost?: pulumi.Input<string>;
 }
 
 export class MqttVhostMapping extends pulumi.dynamic.Resource {
@@ -185,7 +206,7 @@ export class MqttVhostMapping extends pulumi.dynamic.Resource {
     super(
       mqttVhostMappingProvider,
       name,
-      { connection: args.connection, parameter: args.parameter, entries: args.entries, lockVhost: args.lockVhost ?? "/" },
+      { connection: args.connection, parameter: args.parameter, entries: args.entries },
       { ...opts, additionalSecretOutputs: ["connection"] },
       "rabbitmq-mqtt",
       "MqttVhostMapping",

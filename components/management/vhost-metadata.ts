@@ -21,7 +21,16 @@ async function putMetadata(p: VhostMetadataProps): Promise<void> {
   });
 }
 
+/** The broker joins tags with commas and trims them: anything else would never read back equal. */
+const TAG_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
 export const vhostMetadataProvider: pulumi.dynamic.ResourceProvider = {
+  async check(_olds: VhostMetadataProps, news: VhostMetadataProps) {
+    const failures = (news.tags ?? [])
+      .filter((t) => !TAG_PATTERN.test(t))
+      .map((t) => ({ property: "tags", reason: `tag ${JSON.stringify(t)} must be 1-64 of A-Z a-z 0-9 _ -` }));
+    return { inputs: news, failures };
+  },
   async diff(_id: string, olds: VhostMetadataProps, news: VhostMetadataProps) {
     const replaces = olds.vhost !== news.vhost ? ["vhost"] : [];
     const changes =

@@ -32,6 +32,7 @@ import {
   waitFor,
   type SubscribeOutcome,
 } from "../support/clients";
+import { adminApi, type Method } from "../support/management";
 import type { StackRunResult } from "../support/run-stack";
 
 const broker = inject("broker");
@@ -47,17 +48,9 @@ interface TenantUnderTest {
 }
 
 const tenants: Record<string, TenantUnderTest> = {};
-async function mgmt(path: string, method = "GET", body?: unknown, on: BrokerInfo = broker): Promise<{ status: number; json: unknown }> {
-  const res = await fetch(`${on.managementUrl}/api/${path}`, {
-    method,
-    headers: {
-      authorization: `Basic ${Buffer.from(`${on.adminUsername}:${on.adminPassword}`).toString("base64")}`,
-      "content-type": "application/json",
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? (JSON.parse(text) as unknown) : undefined };
+async function mgmt(path: string, method: Method = "GET", body?: unknown, on: BrokerInfo = broker): Promise<{ status: number; json: unknown }> {
+  const r = await adminApi(on, method, path, body);
+  return { status: r.status, json: r.body };
 }
 
 /**

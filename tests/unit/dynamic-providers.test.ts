@@ -33,7 +33,7 @@ describe("limits provider", () => {
 });
 
 describe("MQTT vhost mapping provider", () => {
-  const base: MqttVhostMappingProps = { connection, parameter: "mqtt_port_to_vhost_mapping", entries: { "1884": "acme" }, lockVhost: "/" };
+  const base: MqttVhostMappingProps = { connection, parameter: "mqtt_port_to_vhost_mapping", entries: { "1884": "acme" } };
 
   it("rejects entries the broker could never match", async () => {
     // (JavaScript lists integer-like keys such as "1885" first.)
@@ -58,6 +58,11 @@ describe("MQTT vhost mapping provider", () => {
 
 describe("vhost metadata provider", () => {
   const base: VhostMetadataProps = { connection, vhost: "acme", description: "d", tags: ["a"] };
+
+  it("rejects tags the broker would split or trim", async () => {
+    const r = await vhostMetadataProvider.check!({}, { ...base, tags: ["ok", "a,b", " sp "] });
+    expect(r.failures?.map((f) => f.reason)).toEqual(['tag "a,b" must be 1-64 of A-Z a-z 0-9 _ -', 'tag " sp " must be 1-64 of A-Z a-z 0-9 _ -']);
+  });
 
   it("updates description and tags in place, replaces on another vhost", async () => {
     expect(await vhostMetadataProvider.diff!("id", base, { ...base, tags: ["a", "b"] })).toMatchObject({ changes: true, replaces: [] });

@@ -37,6 +37,11 @@ describe("planMappingChange", () => {
     expect(plan.next).toEqual({ a: "globex" });
   });
 
+  it("writes other keys back as they are, whatever their values", () => {
+    const current = { other: 5, nested: { vhost: "x" }, a: "acme" };
+    expect(planMappingChange(current, { a: "acme" }, { b: "acme" }).next).toEqual({ other: 5, nested: { vhost: "x" }, b: "acme" });
+  });
+
   it("keeps __proto__ as a plain key", () => {
     const plan = planMappingChange({}, {}, JSON.parse('{"__proto__": "acme"}') as Record<string, string>);
     expect(Object.keys(plan.next)).toEqual(["__proto__"]);

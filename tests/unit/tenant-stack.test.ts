@@ -138,7 +138,7 @@ describe("tenant stack with a direct broker connection", () => {
 
   it("maps the tenant's dedicated MQTT port to its vhost", () => {
     const m = mocks.one("pulumi-nodejs:dynamic/rabbitmq-mqtt:MqttVhostMapping", "acme-mqtt-port-to-vhost");
-    expect(m.inputs).toMatchObject({ parameter: "mqtt_port_to_vhost_mapping", entries: { "1884": "acme" }, lockVhost: "/" });
+    expect(m.inputs).toMatchObject({ parameter: "mqtt_port_to_vhost_mapping", entries: { "1884": "acme" } });
   });
 
   it("passes the admin connection to dynamic resources as a secret and keeps it secret in their outputs", () => {
