@@ -581,13 +581,16 @@ describe("limits", () => {
   });
 });
 
+/** Control characters (a hostile client id or topic may end in "\n") shown as escapes. */
+const printable = (text: string) => JSON.stringify(text).slice(1, -1);
+
 afterAll(() => {
   if (matrix.length === 0) return;
   const lines = [
     `Access matrix verified on RabbitMQ ${broker.version} (${matrix.length} checks; allowed = broker accepted it and the message was delivered):`,
     ["tenant", "identity", "client id", "action", "topic", "expected", "allowed", "broker answer"].join(" | "),
     ...matrix.map((r) =>
-      [r.tenant, r.identity, r.clientId, r.action, r.topic, r.expected ? "allow" : "deny", r.allowed ? "allowed" : "denied", r.detail].join(" | "),
+      [r.tenant, r.identity, printable(r.clientId), r.action, printable(r.topic), r.expected ? "allow" : "deny", r.allowed ? "allowed" : "denied", r.detail].join(" | "),
     ),
   ];
   console.log(lines.join("\n"));
