@@ -7,7 +7,7 @@
  * listener.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
@@ -58,15 +58,20 @@ export async function applyStack(stack: string, config: Record<string, unknown>,
   };
   const inFile = path.join(dir, "in.json");
   const outFile = path.join(dir, "out.json");
-  writeFileSync(inFile, JSON.stringify(input), { mode: 0o600 });
-  const tsx = path.join(ROOT, "node_modules/.bin/tsx");
-  await new Promise<void>((resolve, reject) => {
-    execFile(tsx, [path.join(ROOT, "tests/support/run-stack.ts"), inFile, outFile], { cwd: ROOT, timeout: 180_000 }, (err, _stdout, stderr) => {
-      if (err) reject(new Error(`stack ${stack} failed: ${stderr || err.message}`));
-      else resolve();
+  try {
+    // Both files hold secrets (admin and identity passwords): owner-only, removed afterwards.
+    writeFileSync(inFile, JSON.stringify(input), { mode: 0o600 });
+    const tsx = path.join(ROOT, "node_modules/.bin/tsx");
+    await new Promise<void>((resolve, reject) => {
+      execFile(tsx, [path.join(ROOT, "tests/support/run-stack.ts"), inFile, outFile], { cwd: ROOT, timeout: 180_000 }, (err, _stdout, stderr) => {
+        if (err) reject(new Error(`stack ${stack} failed: ${stderr || err.message}`));
+        else resolve();
+      });
     });
-  });
-  return JSON.parse(readFileSync(outFile, "utf8")) as StackRunResult;
+    return JSON.parse(readFileSync(outFile, "utf8")) as StackRunResult;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Loads Pulumi.<stack>.yaml, points it at the test broker and applies it. */

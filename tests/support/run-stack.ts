@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   const program = path.resolve(__dirname, "../../stacks/index.ts");
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const result = await runStack(input, deserializeDynamicProvider, () => Promise.resolve(require(program) as unknown));
-  writeFileSync(outFile, JSON.stringify(result, null, 2));
+  writeFileSync(outFile, JSON.stringify(result, null, 2), { mode: 0o600 });
 }
 
 if (require.main === module) {
