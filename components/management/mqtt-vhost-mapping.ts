@@ -35,6 +35,8 @@ export interface MqttVhostMappingProps {
   readonly connection: ManagementConnection;
   readonly parameter: MqttMappingParameter;
   readonly entries: MappingEntries;
+  /** Port mappings only: refuse ports without an MQTT listener (default true). */
+  readonly verifyListeners?: boolean;
 }
 
 function lockQueuePath(p: MqttVhostMappingProps): string {
@@ -108,6 +110,24 @@ async function readParameter(p: MqttVhostMappingProps): Promise<Record<string, u
   return value as Record<string, unknown>;
 }
 
+/**
+ * A port mapping only makes sense for a port where the broker runs an MQTT listener (plain or TLS):
+ * a Web MQTT or AMQP port, or one nobody listens on, is refused before anything is written.
+ */
+async function verifyMqttListeners(p: MqttVhostMappingProps, ports: readonly string[]): Promise<void> {
+  if (p.parameter !== "mqtt_port_to_vhost_mapping" || ports.length === 0 || p.verifyListeners === false) return;
+  const res = await managementCall(p.connection, "GET", "overview", undefined, [200], LOCKED_REQUEST_TIMEOUT_MS);
+  const listeners = ((res.body as { listeners?: unknown }).listeners ?? []) as { protocol?: unknown; port?: unknown }[];
+  const mqttPorts = new Set(listeners.filter((l) => l.protocol === "mqtt" || l.protocol === "mqtt/ssl").map((l) => String(l.port)));
+  const missing = ports.filter((port) => !mqttPorts.has(port));
+  if (missing.length > 0) {
+    throw new Error(
+      `mqtt_port_to_vhost_mapping: no MQTT listener on port ${missing.join(", ")} ` +
+        `(the broker's MQTT listeners: ${[...mqttPorts].join(", ") || "none"}); a tenant's dedicated port must be an MQTT listener of the platform`,
+    );
+  }
+}
+
 /** Moves this stack's entries from `owned` to `desired` under the lock. */
 export async function applyMappingChange(
   p: MqttVhostMappingProps,
@@ -175,6 +195,7 @@ export const mqttVhostMappingProvider: pulumi.dynamic.ResourceProvider = {
     return { changes, replaces, deleteBeforeReplace: true };
   },
   async create(inputs: MqttVhostMappingProps) {
+    await verifyMqttListeners(inputs, Object.keys(inputs.entries));
     await applyMappingChange(inputs, {}, inputs.entries);
     return { id: `${inputs.parameter}/${Object.keys(inputs.entries).sort().join(",")}`.slice(0, 200), outs: inputs };
   },
@@ -185,6 +206,7 @@ export const mqttVhostMappingProvider: pulumi.dynamic.ResourceProvider = {
     return { id, props: { ...props, entries: ownedView(current, Object.keys(props.entries)) } };
   },
   async update(_id: string, olds: MqttVhostMappingProps, news: MqttVhostMappingProps) {
+    await verifyMqttListeners(news, Object.keys(news.entries).filter((k) => olds.entries[k] !== news.entries[k]));
     await applyMappingChange(news, olds.entries, news.entries);
     return { outs: news };
   },

@@ -95,8 +95,12 @@ function clean(report: MappingReport): boolean {
 type Provider = pulumi.dynamic.ResourceProvider;
 const provider: Provider = mqttVhostMappingProvider;
 
+/**
+ * The merge, lock and drift tests use many port numbers the broker does not listen on, so they
+ * switch the listener check off; "the listener check" below proves it on its own.
+ */
 function propsFor(parameter: MqttMappingParameter, entries: MappingEntries): MqttVhostMappingProps {
-  return { connection, parameter, entries };
+  return { connection, parameter, entries, verifyListeners: false };
 }
 
 interface Created {
@@ -376,6 +380,30 @@ describe("other stacks' keys are written back exactly as read", () => {
     // afterEach removes every touched key, whether or not this assertion holds.
     await engineCreate(propsFor(parameter, { [mine]: vhost("a") }));
     expect(await readObject(parameter)).toEqual({ ...seeded, [mine]: vhost("a") });
+  });
+});
+
+describe("the listener check (port mappings)", () => {
+  const parameter: MqttMappingParameter = "mqtt_port_to_vhost_mapping";
+
+  it.each([
+    ["the Web MQTT listener", () => broker.webMqttPort],
+    ["the AMQP listener", () => broker.amqpPort],
+    ["a port nobody listens on", () => 1],
+  ])("refuses %s, writing nothing", async (_label, port) => {
+    const before = await readObject(parameter);
+    const props: MqttVhostMappingProps = { connection, parameter, entries: { [String(port())]: vhost("a") } };
+    await expect(provider.create(props)).rejects.toThrow(new RegExp(`no MQTT listener on port ${port()}`));
+    expect(await readObject(parameter)).toEqual(before);
+  });
+
+  it("accepts a port with an MQTT listener", async () => {
+    // The broker's main MQTT port: no other test file maps it (tenant stacks use the spare listener).
+    const key = String(broker.mqttPort);
+    touch(parameter, [key]);
+    const created = await engineCreate({ connection, parameter, entries: { [key]: vhost("a") } });
+    expect((await readObject(parameter))?.[key]).toBe(vhost("a"));
+    await engineDelete(created.id, created.outs);
   });
 });
 
