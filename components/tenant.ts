@@ -3,6 +3,7 @@
  * (with metadata and limits), one user per identity with vhost and topic permissions compiled from
  * its MQTT grants, user limits, and the policy for its MQTT subscription queues.
  */
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as rabbitmq from "@pulumi/rabbitmq";
 import * as random from "@pulumi/random";
@@ -10,6 +11,7 @@ import { MQTT_SUBSCRIPTION_QUEUE_PREFIX } from "../core/permissions";
 import type { IdentityModel, SubscriptionQueuePolicyModel, TenantModel } from "../core/tenant-config";
 import { escapeRegex } from "../core/names";
 import type { ManagementConnection } from "./management/api";
+import { IdentitySessions } from "./management/identity-sessions";
 import { UserLimits, VhostLimits } from "./management/limits";
 import { VhostMetadata } from "./management/vhost-metadata";
 
@@ -122,17 +124,34 @@ export class Tenant extends pulumi.ComponentResource {
     const user = new rabbitmq.User(`${base}-user`, { name: identity.username, password, tags: [] }, rmq);
 
     const { vhost: vp, topic } = identity.permissions;
-    new rabbitmq.Permissions(
+    const permissions = new rabbitmq.Permissions(
       `${base}-permissions`,
       { user: user.name, vhost: vhost.name, permissions: { configure: vp.configure, write: vp.write, read: vp.read } },
       rmq,
     );
     // Always declared, even for an identity without grants: without topic permissions RabbitMQ
     // allows every topic.
-    new rabbitmq.TopicPermissions(
+    const topicPermissions = new rabbitmq.TopicPermissions(
       `${base}-topic-permissions`,
       { user: user.name, vhost: vhost.name, permissions: [{ exchange: topic.exchange, write: topic.write, read: topic.read }] },
       rmq,
+    );
+
+    // Access changes must reach live clients and saved sessions too (see IdentitySessions).
+    new IdentitySessions(
+      `${base}-sessions`,
+      {
+        connection: args.connection,
+        vhost: vhost.name,
+        username: user.name,
+        exchange: topic.exchange,
+        readPattern: topic.read,
+        queues: [...identity.permissions.queues],
+        accessDigest: pulumi.secret(
+          password.apply((pw) => createHash("sha256").update(JSON.stringify(identity.permissions)).update("\0").update(pw).digest("hex")),
+        ),
+      },
+      { parent: this, dependsOn: [user, permissions, topicPermissions] },
     );
 
     const userLimits = limitsRecord({

@@ -34,6 +34,15 @@ export function clientIds(identity: string, maxClientIds: number): string[] {
   return Array.from({ length: maxClientIds }, (_, i) => (i === 0 ? identity : `${identity}${CLIENT_ID_INSTANCE_SEPARATOR}${i}`));
 }
 
+/** Every queue name the MQTT plugin can create for the identity's client ids. */
+export function ownMqttQueueNames(identity: string, maxClientIds: number): string[] {
+  return clientIds(identity, maxClientIds).flatMap((cid) => [
+    `${MQTT_SUBSCRIPTION_QUEUE_PREFIX}${cid}qos0`,
+    `${MQTT_SUBSCRIPTION_QUEUE_PREFIX}${cid}qos1`,
+    `${MQTT_WILL_QUEUE_PREFIX}${cid}`,
+  ]);
+}
+
 /** Regex alternation (no anchors) of the identity's client ids. */
 function clientIdAlternation(identity: string, maxClientIds: number): string {
   return `(?:${clientIds(identity, maxClientIds).map(escapeRegex).join("|")})`;
@@ -76,6 +85,8 @@ export interface CompiledPermissions {
   readonly topic: TopicPermission;
   readonly clientIdPattern: string;
   readonly clientIds: readonly string[];
+  /** Exactly the queues `vhost.configure` allows, by name. */
+  readonly queues: readonly string[];
 }
 
 /**
@@ -106,5 +117,6 @@ export function compilePermissions(
     },
     clientIdPattern: clientIdPattern(identity, maxClientIds),
     clientIds: clientIds(identity, maxClientIds),
+    queues: ownMqttQueueNames(identity, maxClientIds),
   };
 }

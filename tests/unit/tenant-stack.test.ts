@@ -143,10 +143,31 @@ describe("tenant stack with a direct broker connection", () => {
 
   it("passes the admin connection to dynamic resources as a secret and keeps it secret in their outputs", () => {
     const dynamic = mocks.records.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic/"));
-    expect(dynamic.length).toBe(5);
+    // metadata, vhost limits, port mapping, and per identity (web-app, backend) user limits and sessions
+    expect(dynamic.length).toBe(7);
     for (const r of dynamic) {
       expect(r.secretInputs).toContain("connection");
       expect(r.additionalSecretOutputs).toContain("connection");
+    }
+  });
+
+  it("declares per identity a sessions guard after its user and permissions, keyed on a secret access digest", () => {
+    const guard = mocks.one("pulumi-nodejs:dynamic/rabbitmq-mqtt:IdentitySessions", "acme-web-app-sessions");
+    expect(guard.inputs).toMatchObject({
+      vhost: "acme",
+      username: "web-app@acme",
+      exchange: "amq.topic",
+      readPattern: "^(?:client\\.web\\-app(?:\\..*)?)$(?!\\n)",
+    });
+    expect(guard.inputs["queues"]).toEqual(
+      ["web-app", "web-app_1", "web-app_2", "web-app_3"].flatMap((c) => [`mqtt-subscription-${c}qos0`, `mqtt-subscription-${c}qos1`, `mqtt-will-${c}`]),
+    );
+    expect(guard.secretInputs).toEqual(expect.arrayContaining(["connection", "accessDigest"]));
+    expect(guard.inputs["accessDigest"]).toMatch(/^[0-9a-f]{64}$/);
+    expect(guard.additionalSecretOutputs).toEqual(expect.arrayContaining(["connection", "accessDigest"]));
+    const deps = guard.dependencies.join("\n");
+    for (const dep of ["rabbitmq:index/user:User::acme-web-app-user", "rabbitmq:index/permissions:Permissions::acme-web-app-permissions", "rabbitmq:index/topicPermissions:TopicPermissions::acme-web-app-topic-permissions"]) {
+      expect(deps).toContain(dep);
     }
   });
 
