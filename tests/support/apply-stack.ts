@@ -47,7 +47,12 @@ export function adaptToBroker(config: Record<string, unknown>, broker: BrokerInf
   return {};
 }
 
-export async function applyStack(stack: string, config: Record<string, unknown>, stackOutputs = {}): Promise<StackRunResult> {
+export async function applyStack(
+  stack: string,
+  config: Record<string, unknown>,
+  stackOutputs = {},
+  previous?: StackRunResult,
+): Promise<StackRunResult> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `stack-${stack}-`));
   const input: StackRunInput = {
     project: PROJECT,
@@ -55,6 +60,7 @@ export async function applyStack(stack: string, config: Record<string, unknown>,
     config,
     secretKeys: ["brokerPassword", "identityPasswords"].filter((k) => k in config),
     stackOutputs,
+    ...(previous ? { previous: previous.registered } : {}),
   };
   const inFile = path.join(dir, "in.json");
   const outFile = path.join(dir, "out.json");

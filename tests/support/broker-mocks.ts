@@ -32,6 +32,12 @@ export interface BrokerMocksOptions {
   /** Outputs a StackReference returns, by stack name. */
   readonly stackOutputs?: Readonly<Record<string, Record<string, unknown>>>;
   readonly resolveDynamicProvider: DynamicProviderResolver;
+  /**
+   * What the previous run of this stack registered. Given, the hooks behave like the engine on a
+   * second `pulumi up`: a dynamic resource seen before is diffed and updated (or kept, or
+   * replaced), and `deleteRemoved()` deletes what the program no longer declares.
+   */
+  readonly previous?: readonly RegisteredResource[];
 }
 
 function isSecretWrapper(v: unknown): v is { value: unknown } {
@@ -79,13 +85,14 @@ interface Endpoint {
   auth: string;
 }
 
+/** One management API call; a 404 counts as done when deleting (like the terraform provider). */
 async function api(ep: Endpoint, method: string, path: string, body?: unknown): Promise<void> {
   const res = await fetch(`${ep.url.replace(/\/+$/, "")}/api/${path}`, {
     method,
     headers: { authorization: ep.auth, "content-type": "application/json" },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
-  if (res.status >= 400) {
+  if (res.status >= 400 && !(method === "DELETE" && res.status === 404)) {
     throw new Error(`${method} /api/${path} -> ${res.status} ${await res.text()}`);
   }
 }
@@ -222,6 +229,10 @@ export class BrokerMocks implements pulumi.runtime.Mocks {
     return ep;
   }
 
+  private previousOf(type: string, name: string): RegisteredResource | undefined {
+    return this.opts.previous?.find((r) => r.type === type && r.name === name);
+  }
+
   private async applyDynamic(
     args: pulumi.runtime.MockResourceArgs,
     inputs: Record<string, unknown>,
@@ -229,16 +240,61 @@ export class BrokerMocks implements pulumi.runtime.Mocks {
     const { __provider: serialized, ...props } = inputs;
     if (typeof serialized !== "string") throw new Error("dynamic resource without __provider");
     const provider = this.opts.resolveDynamicProvider(args.type, serialized);
+    const prev = this.previousOf(args.type, args.name);
     let news: Record<string, unknown> = props;
     if (provider.check) {
-      const checked = await provider.check({}, props);
+      const checked = await provider.check(prev?.state ?? {}, props);
       if (checked.failures && checked.failures.length > 0) {
         throw new Error(`check failed: ${checked.failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`);
       }
       news = (checked.inputs as Record<string, unknown> | undefined) ?? props;
     }
+    if (prev) {
+      const diff = provider.diff ? await provider.diff(prev.id, prev.state, news) : { changes: true, replaces: [] };
+      if (diff.changes === false) return { id: prev.id, state: prev.state };
+      if ((diff.replaces ?? []).length === 0) {
+        if (!provider.update) throw new Error("changed, but the provider has no update");
+        const updated = await provider.update(prev.id, prev.state, news);
+        return { id: prev.id, state: { ...((updated.outs as Record<string, unknown> | undefined) ?? news) } };
+      }
+      await provider.delete?.(prev.id, prev.state); // deleteBeforeReplace
+    }
     const created = await provider.create(news);
     return { id: created.id, state: { ...((created.outs as Record<string, unknown> | undefined) ?? news) } };
+  }
+
+  /** Deletes, newest first, what the previous run registered and this one did not. */
+  async deleteRemoved(): Promise<void> {
+    const gone = (this.opts.previous ?? []).filter((p) => !this.registered.some((r) => r.type === p.type && r.name === p.name));
+    for (const r of [...gone].reverse()) {
+      try {
+        await this.deleteOne(r);
+      } catch (err) {
+        this.errors.push(new Error(`deleting ${r.type} '${r.name}': ${(err as Error).message}`));
+      }
+    }
+  }
+
+  private async deleteOne(r: RegisteredResource): Promise<void> {
+    const s = (k: string) => String(r.inputs[k]);
+    if (r.type.startsWith("pulumi-nodejs:dynamic")) {
+      const serialized = r.inputs["__provider"];
+      if (typeof serialized !== "string") throw new Error("no __provider recorded");
+      await this.opts.resolveDynamicProvider(r.type, serialized).delete?.(r.id, r.state);
+      return;
+    }
+    const ep = this.providers.get("broker");
+    const paths: Record<string, () => string> = {
+      "rabbitmq:index/user:User": () => `users/${e(s("name"))}`,
+      "rabbitmq:index/permissions:Permissions": () => `permissions/${e(s("vhost"))}/${e(s("user"))}`,
+      "rabbitmq:index/topicPermissions:TopicPermissions": () => `topic-permissions/${e(s("vhost"))}/${e(s("user"))}`,
+      "rabbitmq:index/policy:Policy": () => `policies/${e(s("vhost"))}/${e(s("name"))}`,
+      "rabbitmq:index/vHost:VHost": () => `vhosts/${e(s("name"))}`,
+    };
+    const path = paths[r.type];
+    if (path === undefined) return; // nothing on the broker (components, passwords, providers, references)
+    if (!ep) throw new Error("no rabbitmq provider in this run");
+    await api(ep, "DELETE", path());
   }
 }
 

@@ -20,6 +20,8 @@ export interface StackRunInput {
   readonly config: Readonly<Record<string, unknown>>;
   readonly secretKeys?: readonly string[];
   readonly stackOutputs?: Readonly<Record<string, Record<string, unknown>>>;
+  /** The previous run's registrations: this run then updates and deletes like a second `pulumi up`. */
+  readonly previous?: readonly RegisteredResource[];
 }
 
 export interface StackRunResult {
@@ -46,7 +48,11 @@ export async function runStack(
   resolveDynamicProvider: DynamicProviderResolver,
   load: () => Promise<unknown>,
 ): Promise<StackRunResult> {
-  const mocks = new BrokerMocks({ resolveDynamicProvider, ...(input.stackOutputs ? { stackOutputs: input.stackOutputs } : {}) });
+  const mocks = new BrokerMocks({
+    resolveDynamicProvider,
+    ...(input.stackOutputs ? { stackOutputs: input.stackOutputs } : {}),
+    ...(input.previous ? { previous: input.previous } : {}),
+  });
   await pulumi.runtime.setMocks(mocks, input.project, input.stack, false);
   const { config, secretKeys } = projectConfig(input);
   pulumi.runtime.setAllConfig(config, secretKeys);
@@ -70,6 +76,7 @@ export async function runStack(
     if (r.secret) secretOutputs.push(k);
   }
   await Promise.race([mocks.settled(), firstError]);
+  await mocks.deleteRemoved();
   const failed = mocks.errors[0];
   if (failed) throw failed;
   return { outputs, secretOutputs, registered: mocks.registered };
