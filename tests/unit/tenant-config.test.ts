@@ -154,6 +154,36 @@ describe("parseTenantConfig: invalid config names the key and the rule", () => {
     expect(issuesOf({ ...base(), ...patch })).toEqual([{ key, message }]);
   });
 
+  it.each([
+    [{ description: "x".repeat(1025) }, "tenant.description"],
+    [{ tags: ["ok", "a,b"] }, "tenant.tags[1]"],
+    [{ tags: ["x".repeat(65)] }, "tenant.tags[0]"],
+    [{ protect: "yes" }, "tenant.protect"],
+    [{ identityLimits: { maxClientIds: 0 } }, "tenant.identityLimits.maxClientIds"],
+    [{ identityLimits: { maxClientIds: 65 } }, "tenant.identityLimits.maxClientIds"],
+    [{ subscriptionQueues: { overflow: "reject-publish-dlx" } }, "tenant.subscriptionQueues.overflow"],
+    [{ subscriptionQueues: { priority: 1001 } }, "tenant.subscriptionQueues.priority"],
+    [{ subscriptionQueues: { maxLengthBytes: 10 } }, "tenant.subscriptionQueues.maxLengthBytes"],
+    [{ mqttPorts: "1884" }, "tenant.mqttPorts"],
+    [{ identities: [] }, "tenant.identities"],
+  ])("rejects bad tenant field %j, naming %s", (patch, key) => {
+    expect(issuesOf({ ...base(), ...patch }).map((i) => i.key)).toEqual([key]);
+  });
+
+  it.each([
+    [{ kind: "robot" }, "tenant.identities[0].kind", "must be one of: app, device, service"],
+    [{ user: "u/1" }, "tenant.identities[0].user", '"u/1" is not allowed: 1-128 characters'],
+    [{ user: "u.1" }, "tenant.identities[0].user", '"u.1" is not allowed'],
+    [{ limits: { maxClientIds: 100 } }, "tenant.identities[0].limits.maxClientIds", "must be at most 64"],
+    [{ grants: { publish: [42] } }, "tenant.identities[0].grants.publish[0]", "must be a string (an MQTT topic filter)"],
+    [{ grants: { publish: ["activity/{user}/#"], extra: [] } }, "tenant.identities[0].grants", "extra"],
+    [{ description: "x".repeat(257) }, "tenant.identities[0].description", ""],
+  ])("rejects bad identity field %j", (patch, key, message) => {
+    const issues = issuesOf(withIdentity(patch));
+    expect(issues.map((i) => i.key)).toEqual([key]);
+    expect(issues[0]!.message).toContain(message);
+  });
+
   it("rejects a per-identity limit out of range", () => {
     expect(issuesOf(withIdentity({ limits: { maxChannels: 0 } }))).toEqual([
       { key: "tenant.identities[0].limits.maxChannels", message: "must be at least 1" },
