@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../core/errors";
-import { generatedPasswordIdentities, parseTenantConfig, type TenantConfigInput } from "../../core/tenant-config";
+import { parseTenantConfig, type TenantConfigInput } from "../../core/tenant-config";
 
 const base = (): TenantConfigInput => ({
   name: "acme",
@@ -63,11 +63,6 @@ describe("parseTenantConfig: a valid tenant", () => {
 
   it("maps dedicated MQTT ports to the tenant's vhost", () => {
     expect(parseTenantConfig({ ...base(), mqttPorts: [1884, 18883] }).portMappings).toEqual({ "1884": "acme", "18883": "acme" });
-  });
-
-  it("lists the password identities whose password the stack generates", () => {
-    const pw = { "web-app": "x".repeat(20) };
-    expect(generatedPasswordIdentities(parseTenantConfig(base(), pw), pw).map((i) => i.name)).toEqual(["backend"]);
   });
 });
 
