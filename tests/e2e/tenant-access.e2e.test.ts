@@ -319,6 +319,39 @@ describe("client ids cannot widen access", () => {
   });
 });
 
+describe("Web MQTT (browsers) enforces the same grants", () => {
+  it("web-app over WebSocket subscribes and publishes within its grants only", async () => {
+    const t = tenant("acme");
+    const ws = (clientId: string) => ({ ...login(t, "web-app", clientId), port: broker.webMqttPort, websocket: true });
+    const c = await mqttConnect(ws("web-app_1"));
+    if (!c.ok) throw new Error(c.reason);
+    expect((await trySubscribe(c.client, "client/web-app/#", 1)).outcome).toBe("granted");
+    const own = token("ws-own");
+    await adminPublish("acme", "client/web-app/notice", own);
+    expect(await waitFor(() => c.messages.some((m) => m.payload === own), 3000)).toBe(true);
+    const out = token("ws-pub");
+    expect(await tryPublish(c.client, "activity/u-1001/clicks", out, 1)).toBe("acked");
+    expect(await waitFor(() => observers["acme"]!.seen.some((m) => m.payload === out), 3000)).toBe(true);
+    await endQuietly(c.client);
+
+    const other = await mqttConnect(ws("web-app_2"));
+    if (!other.ok) throw new Error(other.reason);
+    expect((await trySubscribe(other.client, "client/backend/#", 1)).outcome).toBe(DENIED_SUBSCRIBE);
+    await endQuietly(other.client);
+    const pub = await mqttConnect(ws("web-app_2"));
+    if (!pub.ok) throw new Error(pub.reason);
+    const denied = token("ws-denied");
+    await tryPublish(pub.client, "client/backend/commands", denied, 1);
+    await sleep(400);
+    expect(observers["acme"]!.seen.some((m) => m.payload === denied)).toBe(false);
+    await endQuietly(pub.client);
+
+    const anonymous = await mqttConnect({ port: broker.webMqttPort, clientId: "anon-ws", websocket: true });
+    if (anonymous.ok) await endQuietly(anonymous.client);
+    expect(anonymous.ok).toBe(false);
+  });
+});
+
 describe("topic strings that only look like a grant", () => {
   it("a trailing newline after an exact grant is neither published nor subscribed (PCRE's $)", async () => {
     const t = tenant("acme");

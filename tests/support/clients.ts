@@ -15,6 +15,8 @@ export interface MqttLogin {
   clientId: string;
   clean?: boolean;
   protocolVersion?: 4 | 5;
+  /** MQTT over WebSocket (the Web MQTT plugin serves it at /ws). */
+  websocket?: boolean;
 }
 
 export interface ReceivedMessage {
@@ -33,6 +35,7 @@ export function mqttConnect(login: MqttLogin): Promise<ConnectOutcome> {
   const opts: IClientOptions = {
     host: HOST,
     port: login.port,
+    ...(login.websocket === true ? { protocol: "ws" as const, path: "/ws" } : {}),
     clientId: login.clientId,
     clean: login.clean ?? true,
     protocolVersion: login.protocolVersion ?? 4,
