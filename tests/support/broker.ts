@@ -3,7 +3,7 @@
  * on free 127.0.0.1 ports, inside a fresh temp directory, with random admin credentials and
  * no `guest` user. Works with the Debian 12 (3.10.x) and Debian 13 (4.0.x) packages.
  *
- * Only node built-ins are used. See /work/shared/notes/rabbitmq-mqtt.md for why the server is
+ * Only node built-ins are used. See the shared RabbitMQ notes for why the server is
  * started through /usr/lib/rabbitmq/bin and not the /usr/sbin wrapper.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
