@@ -22,10 +22,10 @@ const TENANT = {
   ],
 };
 
-async function runProgram(config: Record<string, unknown>, secretKeys: string[] = [], stackOutputs = {}) {
+async function runProgram(config: Record<string, unknown>, secretKeys: string[] = [], stackOutputs = {}, preview = false) {
   vi.resetModules();
   const mocks = new RecordingMocks(stackOutputs);
-  await pulumi.runtime.setMocks(mocks, PROJECT, "test", false);
+  await pulumi.runtime.setMocks(mocks, PROJECT, "test", preview);
   pulumi.runtime.setAllConfig(
     Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, typeof v === "string" ? v : JSON.stringify(v)])),
     secretKeys.map((k) => `${PROJECT}:${k}`),
@@ -185,6 +185,23 @@ describe("tenant stack with a direct broker connection", () => {
     const component = mocks.records.find((r) => r.type === "rabbitmq-mqtt:index:Tenant");
     // Components are not custom resources; the mock monitor still sees their (empty) inputs.
     expect(JSON.stringify(component?.inputs ?? {})).toBe("{}");
+  });
+});
+
+describe("pulumi preview (pull requests)", () => {
+  it("registers the same resources during a preview, with nothing applied", async () => {
+    const { mocks, outputs } = await runProgram(
+      { ...direct, tenant: TENANT, identityPasswords: { backend: "backend-password-0123" } },
+      ["brokerPassword", "identityPasswords"],
+      {},
+      true,
+    );
+    await settle(outputs["vhost"]!);
+    await drain();
+    const types = mocks.records.map((r) => r.type);
+    expect(types.filter((t) => t === "rabbitmq:index/user:User")).toHaveLength(2);
+    expect(types.filter((t) => t === "pulumi-nodejs:dynamic/rabbitmq-mqtt:IdentitySessions")).toHaveLength(2);
+    expect(types).toContain("pulumi-nodejs:dynamic/rabbitmq-mqtt:MqttVhostMapping");
   });
 });
 
