@@ -12,14 +12,14 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { securityBaseline } from "../../core/broker-baseline";
+import { renderBrokerFiles } from "../../core/broker-config";
+import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
 
 const RABBITMQ_BIN = "/usr/lib/rabbitmq/bin";
 const RABBITMQ_SERVER = path.join(RABBITMQ_BIN, "rabbitmq-server");
 const RABBITMQCTL = path.join(RABBITMQ_BIN, "rabbitmqctl");
 const HOST = "127.0.0.1" as const;
 
-const DEFAULT_PLUGINS = ["rabbitmq_management", "rabbitmq_mqtt", "rabbitmq_web_mqtt"] as const;
 const CTL_WAIT_TIMEOUT_S = 60;
 const OVERVIEW_TIMEOUT_MS = 60_000;
 const PORT_TIMEOUT_MS = 15_000;
@@ -50,9 +50,13 @@ export interface BrokerInfo {
 export interface TestBroker extends BrokerInfo {
   /** Stops the node and removes its temp dir (unless kept). Idempotent. */
   stop(): Promise<void>;
+  /** Runs `rabbitmqctl -n <node> <args>` against this node; throws unless it exits 0. */
+  ctl(args: string[]): Promise<string>;
 }
 
 export interface StartBrokerOptions {
+  /** Broker model settings (as in the platform stack config) besides ports and version. */
+  broker?: Omit<BrokerConfigInput, "version" | "listeners">;
   /** Appended verbatim to the generated rabbitmq.conf. */
   extraConf?: string;
   /** Offer password logins on AMQP 0-9-1 (off in the security baseline). */
@@ -304,45 +308,11 @@ function parseVersion(version: string): { major: number; minor: number } {
   return { major: Number(match[1]), minor: Number(match[2]) };
 }
 
-/** The installed server's version, read before it starts (from its lib directory name). */
-export function installedVersion(): { major: number; minor: number } {
+/** The installed server's version (x.y.z), read before it starts from its lib directory name. */
+export function installedVersionText(): string {
   const dir = fs.readdirSync("/usr/lib/rabbitmq/lib").find((d) => d.startsWith("rabbitmq_server-"));
   if (dir === undefined) throw new Error("rabbitmq-server is not installed (no /usr/lib/rabbitmq/lib/rabbitmq_server-*)");
-  return parseVersion(dir.slice("rabbitmq_server-".length));
-}
-
-function renderConf(p: {
-  amqpPort: number;
-  mqttPort: number;
-  tenantMqttPort: number;
-  webMqttPort: number;
-  managementPort: number;
-  adminUsername: string;
-  adminPassword: string;
-  amqpPasswordLogins: boolean;
-  extraConf: string | undefined;
-}): string {
-  // Valid for 3.10 and 4.0 alike: no mqtt.default_user / mqtt.subscription_ttl.
-  const lines = [
-    // The product's security baseline (anonymous off, no guest, no AMQP password logins).
-    ...securityBaseline({
-      version: installedVersion(),
-      adminUsername: p.adminUsername,
-      adminPassword: p.adminPassword,
-      amqpPasswordLogins: p.amqpPasswordLogins,
-    }),
-    `listeners.tcp.default = ${HOST}:${p.amqpPort}`,
-    `management.tcp.port = ${p.managementPort}`,
-    `management.tcp.ip = ${HOST}`,
-    `mqtt.listeners.tcp.default = ${HOST}:${p.mqttPort}`,
-    `mqtt.listeners.tcp.tenant = ${HOST}:${p.tenantMqttPort}`,
-    `web_mqtt.tcp.port = ${p.webMqttPort}`,
-    `web_mqtt.tcp.ip = ${HOST}`,
-    `log.file.level = info`,
-  ];
-  let conf = `${lines.join("\n")}\n`;
-  if (p.extraConf !== undefined && p.extraConf !== "") conf += `${p.extraConf}\n`;
-  return conf;
+  return dir.slice("rabbitmq_server-".length);
 }
 
 export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBroker> {
@@ -369,24 +339,33 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   fs.mkdirSync(path.join(baseDir, "mnesia"));
   fs.mkdirSync(path.join(baseDir, "log"));
   fs.writeFileSync(path.join(baseDir, "rabbitmq-env.conf"), "# intentionally empty (test harness)\n");
-  fs.writeFileSync(
-    path.join(baseDir, "rabbitmq.conf"),
-    renderConf({
-      amqpPort,
-      mqttPort,
-      tenantMqttPort,
-      webMqttPort,
-      managementPort,
-      adminUsername,
-      adminPassword,
-      amqpPasswordLogins: opts.amqpPasswordLogins === true,
-      extraConf: opts.extraConf,
-    }),
+  // The product's renderer writes the broker's files; only ports and the bind address are the test's.
+  const model = parseBrokerConfig(
+    {
+      ...opts.broker,
+      version: installedVersionText(),
+      listeners: { mqtt: mqttPort, webMqtt: webMqttPort, management: managementPort, amqp: amqpPort, tenantMqtt: [tenantMqttPort] },
+    },
+    "test broker",
   );
-  const plugins = [...new Set<string>([...DEFAULT_PLUGINS, ...(opts.plugins ?? [])])];
+  const files = renderBrokerFiles(model, {
+    adminUsername,
+    adminPassword,
+    bindAddress: HOST,
+    amqpPasswordLogins: opts.amqpPasswordLogins === true,
+  });
+  let conf = `${files.rabbitmqConf}\n## Test harness\nlog.file.level = info\n`;
+  if (opts.extraConf !== undefined && opts.extraConf !== "") conf += `${opts.extraConf}\n`;
+  fs.writeFileSync(path.join(baseDir, "rabbitmq.conf"), conf, { mode: 0o600 });
+  const plugins = [...new Set<string>([...model.plugins, ...(opts.plugins ?? [])])];
   fs.writeFileSync(path.join(baseDir, "enabled_plugins"), `[${plugins.join(",")}].\n`);
 
-  const env = brokerEnv({ baseDir, nodeName, distPort, pidFile });
+  const base = brokerEnv({ baseDir, nodeName, distPort, pidFile });
+  const env = {
+    ...base,
+    ...files.env,
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: `${files.env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] ?? ""} ${base.RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS}`.trim(),
+  };
 
   const out = fs.openSync(stdoutLog, "a");
   let child: ChildProcess;
@@ -536,6 +515,11 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
     nodeName,
     baseDir,
     stop,
+    ctl: async (args: string[]) => {
+      const r = await runCtl(env, ["-n", nodeName, ...args], 60_000);
+      if (r.code !== 0) throw new Error(`rabbitmqctl ${args.join(" ")} exited ${String(r.code)}: ${r.stderr.slice(0, 500)}`);
+      return r.stdout;
+    },
   };
 }
 

@@ -1,0 +1,72 @@
+/**
+ * Kernel and runtime tuning for many MQTT connections, as one plan that each target applies the
+ * way it can (rabbitmq.conf, Erlang flags, ulimits, sysctls). Figures from the shared notes:
+ * open files about 1.5 x connections, ERL_MAX_PORTS to match, listen backlog 4096+ with the
+ * kernel's accept queues to match, small equal socket buffers (not under 8 KiB), FIN timeout
+ * 15-30 s, and the management metrics collector off for large fleets.
+ *
+ * `+A 128` (the async thread pool size) is deliberately absent: since RabbitMQ 3.8.10 it has no
+ * effect on networking, so it would only be noise in every node's command line.
+ */
+
+export const TUNING_PROFILES = ["default", "large-fleet"] as const;
+export type TuningProfileName = (typeof TUNING_PROFILES)[number];
+
+export interface TuningInput {
+  readonly profile: TuningProfileName;
+  /** MQTT connections one node should hold. */
+  readonly expectedConnections: number;
+}
+
+export interface Tuning {
+  /** nofile limit (soft = hard) for the broker process. */
+  readonly openFiles: number;
+  /** ERL_MAX_PORTS: every socket and file is an Erlang port. */
+  readonly erlMaxPorts: number;
+  /** `+P`: one Erlang process per connection plus several per channel/queue. */
+  readonly erlMaxProcesses: number;
+  readonly mqttListen: {
+    readonly backlog: number;
+    readonly nodelay: boolean;
+    /** Equal send/receive buffers in bytes; undefined leaves the kernel's autotuning. */
+    readonly buffer?: number;
+    readonly keepalive: boolean;
+  };
+  /** Kernel settings (names as in /proc/sys, dotted). */
+  readonly sysctls: Readonly<Record<string, string>>;
+  readonly disableMetricsCollector: boolean;
+}
+
+/** RabbitMQ's own defaults for Erlang processes and ports (3.10 and 4.x). */
+const ERLANG_DEFAULT_PROCESSES = 1_048_576;
+const ERLANG_DEFAULT_PORTS = 65_536;
+
+export function tuningFor(input: TuningInput): Tuning {
+  const conns = input.expectedConnections;
+  const openFiles = Math.max(ERLANG_DEFAULT_PORTS, Math.ceil(conns * 1.5));
+  const large = input.profile === "large-fleet";
+  const backlog = large ? 4096 : 1024;
+  return {
+    openFiles,
+    erlMaxPorts: openFiles,
+    erlMaxProcesses: Math.max(ERLANG_DEFAULT_PROCESSES, conns * 4),
+    mqttListen: {
+      backlog,
+      nodelay: true,
+      // Idle IoT connections send little: 32 KiB each way bounds kernel memory per socket.
+      ...(large ? { buffer: 32_768 } : {}),
+      keepalive: true,
+    },
+    sysctls: {
+      // The listen backlog is capped by these; raise them together.
+      "net.core.somaxconn": String(backlog),
+      "net.ipv4.tcp_max_syn_backlog": String(backlog),
+      "net.ipv4.tcp_fin_timeout": large ? "15" : "30",
+      // Find dead peers (phones that lost coverage) within minutes, not the kernel's 2 hours.
+      "net.ipv4.tcp_keepalive_time": "300",
+      "net.ipv4.tcp_keepalive_intvl": "30",
+      "net.ipv4.tcp_keepalive_probes": "4",
+    },
+    disableMetricsCollector: large,
+  };
+}
