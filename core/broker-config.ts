@@ -18,6 +18,8 @@ export interface RenderOptions {
   readonly bindAddress?: string;
   /** See core/broker-baseline.ts: unsafe for brokers whose AMQP port identities can reach. */
   readonly amqpPasswordLogins?: boolean;
+  /** Peer discovery from a fixed list of Erlang node names (Docker target, local clusters). */
+  readonly cluster?: { readonly nodes: readonly string[] };
 }
 
 export interface RenderedBrokerFiles {
@@ -85,6 +87,17 @@ export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): str
       ],
     ],
   ];
+  if (opts.cluster !== undefined && opts.cluster.nodes.length > 1) {
+    sections.push([
+      "Cluster formation",
+      [
+        "cluster_formation.peer_discovery_backend = classic_config",
+        ...opts.cluster.nodes.map((n, i) => `cluster_formation.classic_config.nodes.${i + 1} = ${n}`),
+        // With three or more nodes, a minority side of a partition pauses instead of diverging.
+        ...(opts.cluster.nodes.length >= 3 ? ["cluster_partition_handling = pause_minority"] : []),
+      ],
+    ]);
+  }
   const header = `# Rendered by rabbitmq-mqtt for RabbitMQ ${model.versionText}; do not edit by hand.\n`;
   return header + sections.map(([title, lines]) => `\n## ${title}\n${lines.join("\n")}\n`).join("");
 }

@@ -55,6 +55,8 @@ export interface TestBroker extends BrokerInfo {
 }
 
 export interface StartBrokerOptions {
+  /** For cluster members: the Erlang node name, shared cookie and admin, and every member's name. */
+  member?: { nodeName: string; erlangCookie: string; adminUsername: string; adminPassword: string; clusterNodes: string[] };
   /** Broker model settings (as in the platform stack config) besides ports and version. */
   broker?: Omit<BrokerConfigInput, "version" | "listeners">;
   /** Appended verbatim to the generated rabbitmq.conf. */
@@ -317,9 +319,9 @@ export function installedVersionText(): string {
 
 export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBroker> {
   const baseDir = fs.mkdtempSync(path.join(os.tmpdir(), "rmq-e2e-"));
-  const nodeName = `e2e-${process.pid}-${randomHex(4)}@localhost`;
-  const adminUsername = `admin-${randomHex(4)}`;
-  const adminPassword = randomHex(24);
+  const nodeName = opts.member?.nodeName ?? `e2e-${process.pid}-${randomHex(4)}@localhost`;
+  const adminUsername = opts.member?.adminUsername ?? `admin-${randomHex(4)}`;
+  const adminPassword = opts.member?.adminPassword ?? randomHex(24);
   const [amqpPort, mqttPort, webMqttPort, managementPort, distPort, tenantMqttPort] = await freePorts(6);
   if (
     amqpPort === undefined ||
@@ -339,6 +341,10 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   fs.mkdirSync(path.join(baseDir, "mnesia"));
   fs.mkdirSync(path.join(baseDir, "log"));
   fs.writeFileSync(path.join(baseDir, "rabbitmq-env.conf"), "# intentionally empty (test harness)\n");
+  if (opts.member) {
+    // Cluster members share one Erlang cookie; rabbitmqctl reads it from the same HOME.
+    fs.writeFileSync(path.join(baseDir, ".erlang.cookie"), opts.member.erlangCookie, { mode: 0o400 });
+  }
   // The product's renderer writes the broker's files; only ports and the bind address are the test's.
   const model = parseBrokerConfig(
     {
@@ -353,6 +359,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
     adminPassword,
     bindAddress: HOST,
     amqpPasswordLogins: opts.amqpPasswordLogins === true,
+    ...(opts.member ? { cluster: { nodes: opts.member.clusterNodes } } : {}),
   });
   let conf = `${files.rabbitmqConf}\n## Test harness\nlog.file.level = info\n`;
   if (opts.extraConf !== undefined && opts.extraConf !== "") conf += `${opts.extraConf}\n`;
@@ -521,6 +528,24 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
       return r.stdout;
     },
   };
+}
+
+/**
+ * Starts `count` local nodes that form one cluster from the rendered classic peer discovery
+ * settings. Members start one after another, so each later one finds a running peer to join.
+ */
+export async function startCluster(count: number, opts: Omit<StartBrokerOptions, "member"> = {}): Promise<TestBroker[]> {
+  const tag = `${process.pid}-${randomHex(3)}`;
+  const clusterNodes = Array.from({ length: count }, (_, i) => `e2e-${tag}-${i}@localhost`);
+  const shared = { erlangCookie: randomHex(20).toUpperCase(), adminUsername: `admin-${randomHex(4)}`, adminPassword: randomHex(24), clusterNodes };
+  const members: TestBroker[] = [];
+  try {
+    for (const nodeName of clusterNodes) members.push(await startBroker({ ...opts, member: { ...shared, nodeName } }));
+  } catch (err) {
+    for (const m of members) await m.stop();
+    throw err;
+  }
+  return members;
 }
 
 /** The serializable part of a TestBroker. */

@@ -56,6 +56,18 @@ describe("renderRabbitmqConf", () => {
     );
   });
 
+  it("renders classic peer discovery for a fixed node list, pausing a minority from three nodes", () => {
+    const nodes = ["rabbit@mq-0", "rabbit@mq-1", "rabbit@mq-2"];
+    expect(lines(renderRabbitmqConf(model(), { ...secrets, cluster: { nodes } })).slice(-5)).toEqual([
+      "cluster_formation.peer_discovery_backend = classic_config",
+      "cluster_formation.classic_config.nodes.1 = rabbit@mq-0",
+      "cluster_formation.classic_config.nodes.2 = rabbit@mq-1",
+      "cluster_formation.classic_config.nodes.3 = rabbit@mq-2",
+      "cluster_partition_handling = pause_minority",
+    ]);
+    expect(renderRabbitmqConf(model(), { ...secrets, cluster: { nodes: ["rabbit@mq-0"] } })).not.toMatch(/cluster_formation/);
+  });
+
   it("turns the AMQP listener off when the platform has none", () => {
     expect(lines(renderRabbitmqConf(model({ listeners: { amqp: null } }), secrets))).toContain("listeners.tcp = none");
   });
