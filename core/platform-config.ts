@@ -117,3 +117,59 @@ export function parseBrokerConfig(raw: unknown, keyPrefix = `${PLATFORM_KEY}.bro
     tuning: tuningFor(c.tuning),
   };
 }
+
+export const PLATFORM_TARGETS = ["docker", "kubernetes"] as const;
+export type PlatformTarget = (typeof PLATFORM_TARGETS)[number];
+
+/** A pinned image: a tag other than `latest`, or a digest. */
+const IMAGE_PATTERN = /^[a-z0-9][a-z0-9._/-]*(?::[A-Za-z0-9._-]+)?(?:@sha256:[a-f0-9]{64})?$/;
+
+export const platformConfigSchema = z.strictObject({
+  target: z.enum(PLATFORM_TARGETS, { error: `must be one of: ${PLATFORM_TARGETS.join(", ")}` }),
+  image: z
+    .string({ error: "must be an image reference such as rabbitmq:4.0.9-management" })
+    .regex(IMAGE_PATTERN, { error: "must be an image reference such as rabbitmq:4.0.9-management" })
+    .refine((i) => i.includes("@sha256:") || (/:[^/]+$/.test(i) && !i.endsWith(":latest")), {
+      error: "must be pinned: a version tag (not latest) or a digest, so every node runs the version rendered for",
+    }),
+  nodes: z.number().int({ error: "must be a whole number" }).min(1, { error: "must be at least 1" }).max(9, { error: "must be at most 9" }).default(1),
+  adminUsername: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: "1-64 of A-Z a-z 0-9 . _ -" }).default("admin"),
+  broker: z.unknown(),
+  docker: z
+    .strictObject({
+      network: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { error: "a Docker network name" }).default("rabbitmq-mqtt"),
+      /** Host address the ports are published on; 127.0.0.1 keeps a dev broker off the LAN. */
+      publishAddress: z.ipv4({ error: "an IPv4 address, e.g. 127.0.0.1" }).default("127.0.0.1"),
+      /** Node i publishes each port at port + i * offset on the host. */
+      hostPortOffset: z.number().int().min(1).max(1000).default(100),
+    })
+    .default({ network: "rabbitmq-mqtt", publishAddress: "127.0.0.1", hostPortOffset: 100 }),
+});
+
+export interface PlatformModel {
+  readonly target: PlatformTarget;
+  readonly image: string;
+  readonly nodes: number;
+  readonly adminUsername: string;
+  readonly broker: BrokerModel;
+  readonly docker: { readonly network: string; readonly publishAddress: string; readonly hostPortOffset: number };
+}
+
+export function parsePlatformConfig(raw: unknown): PlatformModel {
+  const parsed = platformConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => ({ key: formatPath(PLATFORM_KEY, i.path), message: i.message })));
+  }
+  const c = parsed.data;
+  const broker = parseBrokerConfig(c.broker, `${PLATFORM_KEY}.broker`);
+  const issues: ConfigIssue[] = [];
+  const tagVersion = /:(\d+\.\d+\.\d+)(?:[-@]|$)/.exec(c.image)?.[1];
+  if (tagVersion !== undefined && tagVersion !== broker.versionText) {
+    issues.push({ key: `${PLATFORM_KEY}.broker.version`, message: `is ${broker.versionText} but the image tag says ${tagVersion}; set both to the version the image runs` });
+  }
+  if (c.target === "kubernetes") {
+    issues.push({ key: `${PLATFORM_KEY}.target`, message: "kubernetes is not available yet; use docker" });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return { target: c.target, image: c.image, nodes: c.nodes, adminUsername: c.adminUsername, broker, docker: c.docker };
+}

@@ -29,7 +29,7 @@ describe("a three-node cluster from rendered peer discovery", () => {
 
   it("a tenant applied through one node is enforced on the others", async () => {
     const [first, second, third] = members.map(brokerInfo);
-    const { result } = await applyStackFile("dev", first!);
+    const { result } = await applyStackFile("acme", first!);
     const passwords = result.outputs["identityPasswords"] as Record<string, string>;
     expect((await adminApi(second!, "GET", "vhosts/acme")).status).toBe(200);
 

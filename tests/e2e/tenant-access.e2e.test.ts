@@ -1,7 +1,7 @@
 /**
  * Tenant access control, proven on a real broker.
  *
- * The two shipped tenant stack files (Pulumi.dev.yaml: tenant acme, direct broker connection;
+ * The two shipped tenant stack files (Pulumi.acme.yaml: tenant acme, broker from the dev platform stack;
  * Pulumi.globex.yaml: tenant globex, broker through the platform stack reference) are applied to
  * this run's RabbitMQ by the stack program itself (see tests/support/apply-stack.ts). Then real
  * MQTT (mqtt.js) and AMQP 0-9-1 (amqplib) clients check that each identity can do exactly what its
@@ -89,7 +89,7 @@ let seq = 0;
 const token = (label: string) => `${label}-${process.pid}-${++seq}`;
 
 beforeAll(async () => {
-  for (const stack of ["dev", "globex"]) {
+  for (const stack of ["acme", "globex"]) {
     const { config, result } = await applyStackFile(stack, broker);
     const cfg = config["tenant"] as { name: string; identities: IdentityConfig[] };
     tenants[cfg.name] = {
@@ -441,7 +441,7 @@ describe("defence in depth: with AMQP password logins re-enabled, queue permissi
   beforeAll(async () => {
     plain = await startBroker({ amqpPasswordLogins: true });
     on = brokerInfo(plain);
-    const { result } = await applyStackFile("dev", on);
+    const { result } = await applyStackFile("acme", on);
     passwords = result.outputs["identityPasswords"] as Record<string, string>;
     url = amqpUrl(on.amqpPort, "backend@acme", passwords["backend"]!, "acme");
     // web-app owns a persistent subscription queue.

@@ -73,7 +73,8 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
       dependencies: opts?.dependencies ?? [],
     });
     const state: Record<string, unknown> = { ...inputs };
-    if (args.type === "random:index/randomPassword:RandomPassword") state["result"] = "generated-password-0123456789ab";
+    if (args.type === "random:index/randomPassword:RandomPassword") state["result"] = `generated-${args.name}`;
+    if (args.type === "docker:index/remoteImage:RemoteImage") state["imageId"] = `sha256:image-of-${String(inputs["name"])}`;
     if (args.type === "pulumi:pulumi:StackReference") {
       state["outputs"] = this.stackOutputs[String(inputs["name"])] ?? {};
     }

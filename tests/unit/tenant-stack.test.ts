@@ -90,7 +90,7 @@ describe("tenant stack with a direct broker connection", () => {
 
   it("uses the configured password where given and generates one otherwise", () => {
     expect(mocks.one("rabbitmq:index/user:User", "acme-backend-user").inputs["password"]).toBe("backend-password-0123");
-    expect(mocks.one("rabbitmq:index/user:User", "acme-web-app-user").inputs["password"]).toBe("generated-password-0123456789ab");
+    expect(mocks.one("rabbitmq:index/user:User", "acme-web-app-user").inputs["password"]).toBe("generated-acme-web-app-password");
     const generated = mocks.byType("random:index/randomPassword:RandomPassword");
     expect(generated.map((g) => g.name)).toEqual(["acme-web-app-password"]);
     expect(generated[0]!.inputs).toMatchObject({ length: 32, special: false });
@@ -174,7 +174,7 @@ describe("tenant stack with a direct broker connection", () => {
   it("exports passwords only as a secret, and plain outputs contain no secret", async () => {
     const pw = await settle(outputs["identityPasswords"]!);
     expect(pw.secret).toBe(true);
-    expect(pw.value).toEqual({ "web-app": "generated-password-0123456789ab", backend: "backend-password-0123" });
+    expect(pw.value).toEqual({ "web-app": "generated-acme-web-app-password", backend: "backend-password-0123" });
     const ids = await settle(outputs["identities"]!);
     expect(ids.secret).toBe(false);
     expect(JSON.stringify(ids.value)).not.toMatch(/password-0123|admin-secret/);

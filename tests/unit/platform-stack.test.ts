@@ -1,0 +1,133 @@
+/**
+ * The platform stack program and the DockerBroker component under mocks: what is registered for
+ * the shipped dev stack and for a cluster, with which settings, and that bad config fails before
+ * any resource.
+ */
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
+import { describe, expect, it, vi } from "vitest";
+import { ConfigError } from "../../core/errors";
+import { RecordingMocks, drain, settle, type Recorded } from "../support/recording-mocks";
+
+const PROJECT = "rabbitmq-mqtt";
+const devConfig = (parse(readFileSync(path.join(__dirname, "../../Pulumi.dev.yaml"), "utf8")) as { config: Record<string, unknown> }).config;
+
+async function runPlatform(platform: unknown) {
+  vi.resetModules();
+  const mocks = new RecordingMocks();
+  await pulumi.runtime.setMocks(mocks, PROJECT, "dev", false);
+  pulumi.runtime.setAllConfig({ [`${PROJECT}:stackType`]: "platform", [`${PROJECT}:platform`]: JSON.stringify(platform) });
+  const mod = (await import("../../stacks/index")) as unknown as { default: Record<string, pulumi.Output<unknown>> };
+  return { mocks, outputs: mod.default };
+}
+
+const upload = (c: Recorded, file: string) =>
+  (c.inputs["uploads"] as { file: string; content: string; permissions: string; owner: string }[]).find((u) => u.file === file);
+
+describe("the shipped dev platform stack (Docker, one node)", async () => {
+  const { mocks, outputs } = await runPlatform(devConfig[`${PROJECT}:platform`]);
+  const out = await settle(outputs["adminPassword"]!);
+  await drain();
+  const [container] = mocks.byType("docker:index/container:Container");
+
+  it("declares one network, the pinned image, one data volume and one container", () => {
+    expect(mocks.byType("docker:index/network:Network").map((n) => n.inputs["name"])).toEqual(["rabbitmq-mqtt-dev"]);
+    expect(mocks.byType("docker:index/remoteImage:RemoteImage").map((i) => i.inputs["name"])).toEqual(["rabbitmq:4.0.9-management"]);
+    expect(mocks.byType("docker:index/volume:Volume")).toHaveLength(1);
+    expect(container?.inputs).toMatchObject({ name: "rabbitmq-0", hostname: "rabbitmq-0", image: "sha256:image-of-rabbitmq:4.0.9-management", restart: "unless-stopped" });
+  });
+
+  it("uploads the rendered rabbitmq.conf (with the generated admin password) as a secret, owner-only", () => {
+    expect(container?.secretInputs).toContain("uploads");
+    const conf = upload(container!, "/etc/rabbitmq/rabbitmq.conf");
+    expect(conf?.permissions).toBe("0600");
+    expect(conf?.content).toContain("# Rendered by rabbitmq-mqtt for RabbitMQ 4.0.9");
+    expect(conf?.content).toContain("default_pass = generated-rabbitmq-admin-password");
+    expect(conf?.content).toContain("mqtt.listeners.tcp.tenant_18883 = 18883");
+    expect(conf?.content).not.toMatch(/cluster_formation/);
+    expect(upload(container!, "/etc/rabbitmq/enabled_plugins")?.content).toBe("[rabbitmq_management,rabbitmq_mqtt,rabbitmq_web_mqtt].\n");
+    expect(upload(container!, "/var/lib/rabbitmq/.erlang.cookie")).toMatchObject({ content: "generated-rabbitmq-erlang-cookie", permissions: "0400" });
+  });
+
+  it("publishes every listener on 127.0.0.1 only", () => {
+    expect(container?.inputs["ports"]).toEqual([
+      { internal: 1883, external: 1883, ip: "127.0.0.1" },
+      { internal: 15675, external: 15675, ip: "127.0.0.1" },
+      { internal: 15672, external: 15672, ip: "127.0.0.1" },
+      { internal: 5672, external: 5672, ip: "127.0.0.1" },
+      { internal: 18883, external: 18883, ip: "127.0.0.1" },
+    ]);
+  });
+
+  it("applies the tuning: sysctls, nofile ulimit, Erlang flags (and no +A)", () => {
+    expect(container?.inputs["sysctls"]).toMatchObject({ "net.core.somaxconn": "1024", "net.ipv4.tcp_max_syn_backlog": "1024", "net.ipv4.tcp_fin_timeout": "30" });
+    expect(container?.inputs["ulimits"]).toEqual([{ name: "nofile", soft: 65536, hard: 65536 }]);
+    expect(container?.inputs["envs"]).toEqual(["RABBITMQ_NODENAME=rabbit@rabbitmq-0", "ERL_MAX_PORTS=65536", "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=+P 1048576"]);
+  });
+
+  it("checks health with rabbitmq-diagnostics and keeps data on the volume", () => {
+    expect(container?.inputs["healthcheck"]).toMatchObject({ tests: ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"] });
+    expect(container?.inputs["volumes"]).toEqual([{ volumeName: "rabbitmq-0-data", containerPath: "/var/lib/rabbitmq/mnesia" }]);
+  });
+
+  it("exports what tenant stacks read, the admin password only as a secret", async () => {
+    expect(out.secret).toBe(true);
+    expect((await settle(outputs["managementUrl"]!)).value).toBe("http://127.0.0.1:15672");
+    expect((await settle(outputs["adminUsername"]!)).value).toBe("admin");
+    const endpoints = await settle(outputs["mqttEndpoints"]!);
+    expect(endpoints).toEqual({ value: ["mqtt://127.0.0.1:1883", "ws://127.0.0.1:15675/ws", "mqtt://127.0.0.1:18883"], secret: false });
+  });
+});
+
+describe("a three-node Docker cluster", async () => {
+  const { mocks } = await runPlatform({ target: "docker", image: "rabbitmq:4.0.9-management", nodes: 3, broker: { version: "4.0.9" } });
+  await drain();
+  const containers = mocks.byType("docker:index/container:Container");
+
+  it("renders classic peer discovery of all three nodes into every node, with one shared cookie", () => {
+    expect(containers.map((c) => c.inputs["hostname"])).toEqual(["rabbitmq-0", "rabbitmq-1", "rabbitmq-2"]);
+    for (const c of containers) {
+      const conf = upload(c, "/etc/rabbitmq/rabbitmq.conf")?.content ?? "";
+      expect(conf).toContain("cluster_formation.classic_config.nodes.3 = rabbit@rabbitmq-2");
+      expect(conf).toContain("cluster_partition_handling = pause_minority");
+      expect(upload(c, "/var/lib/rabbitmq/.erlang.cookie")?.content).toBe("generated-rabbitmq-erlang-cookie");
+    }
+    expect(mocks.byType("random:index/randomPassword:RandomPassword").map((r) => r.name)).toEqual(["rabbitmq-admin-password", "rabbitmq-erlang-cookie"]);
+  });
+
+  it("publishes node i's ports at port + 100 x i", () => {
+    expect((containers[2]?.inputs["ports"] as { external: number }[]).map((p) => p.external)).toEqual([2083, 15875, 15872, 5872]);
+  });
+});
+
+describe("bad platform config fails before any resource is registered", () => {
+  it.each<[string, unknown, RegExp]>([
+    ["no platform", undefined, /platform: required/],
+    ["unknown target", { target: "nomad", image: "rabbitmq:4.0.9", broker: { version: "4.0.9" } }, /platform\.target: must be one of: docker, kubernetes/],
+    ["unpinned image", { target: "docker", image: "rabbitmq:latest", broker: { version: "4.0.9" } }, /platform\.image: must be pinned/],
+    ["untagged image", { target: "docker", image: "rabbitmq", broker: { version: "4.0.9" } }, /platform\.image: must be pinned/],
+    ["image and version disagree", { target: "docker", image: "rabbitmq:3.13.7-management", broker: { version: "4.0.9" } }, /platform\.broker\.version: is 4\.0\.9 but the image tag says 3\.13\.7/],
+    ["too many nodes", { target: "docker", image: "rabbitmq:4.0.9", nodes: 10, broker: { version: "4.0.9" } }, /platform\.nodes: must be at most 9/],
+    ["bad publish address", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9" }, docker: { publishAddress: "localhost" } }, /platform\.docker\.publishAddress/],
+    ["listener clash", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9", listeners: { amqp: 1883 } } }, /platform\.broker\.listeners\.amqp: port 1883 is already used/],
+    ["kubernetes not yet", { target: "kubernetes", image: "rabbitmq:4.0.9", broker: { version: "4.0.9" } }, /platform\.target: kubernetes is not available yet/],
+  ])("%s", async (_label, platform, message) => {
+    vi.resetModules();
+    const mocks = new RecordingMocks();
+    await pulumi.runtime.setMocks(mocks, PROJECT, "dev", false);
+    pulumi.runtime.setAllConfig({
+      [`${PROJECT}:stackType`]: "platform",
+      ...(platform !== undefined ? { [`${PROJECT}:platform`]: JSON.stringify(platform) } : {}),
+    });
+    const err = await import("../../stacks/index").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as Error).name).toBe(ConfigError.name);
+    expect((err as Error).message).toMatch(message);
+    await drain();
+    expect(mocks.records).toEqual([]);
+  });
+});
