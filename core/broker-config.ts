@@ -18,8 +18,13 @@ export interface RenderOptions {
   readonly bindAddress?: string;
   /** See core/broker-baseline.ts: unsafe for brokers whose AMQP port identities can reach. */
   readonly amqpPasswordLogins?: boolean;
-  /** Peer discovery from a fixed list of Erlang node names (Docker target, local clusters). */
+  /** Peer discovery from a fixed list of Erlang node names (Docker, Kubernetes StatefulSet, local clusters). */
   readonly cluster?: { readonly nodes: readonly string[] };
+  /**
+   * The container's memory limit: the memory alarm is relative to it, not to the host's memory
+   * (which a node in a container would otherwise see).
+   */
+  readonly memoryLimitBytes?: number;
 }
 
 export interface RenderedBrokerFiles {
@@ -66,7 +71,11 @@ export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): str
     ],
     [
       "Resource alarms",
-      [`vm_memory_high_watermark.relative = ${model.memoryHighWatermark}`, `disk_free_limit.absolute = ${model.diskFreeLimitMiB}MiB`],
+      [
+        ...(opts.memoryLimitBytes !== undefined ? [`total_memory_available_override_value = ${opts.memoryLimitBytes}`] : []),
+        `vm_memory_high_watermark.relative = ${model.memoryHighWatermark}`,
+        `disk_free_limit.absolute = ${model.diskFreeLimitMiB}MiB`,
+      ],
     ],
     [
       "MQTT sessions",

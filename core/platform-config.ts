@@ -144,7 +144,39 @@ export const platformConfigSchema = z.strictObject({
       hostPortOffset: z.number().int().min(1).max(1000).default(100),
     })
     .default({ network: "rabbitmq-mqtt", publishAddress: "127.0.0.1", hostPortOffset: 100 }),
+  kubernetes: z
+    .strictObject({
+      namespace: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, { error: "a Kubernetes namespace name" }).default("rabbitmq"),
+      /** The cluster's Kubernetes minor version: which sysctls a pod may set depends on it. */
+      version: z.string().regex(/^1\.(\d{2})$/, { error: "the cluster's Kubernetes version as 1.NN, e.g. 1.29" }).default("1.29"),
+      storageSize: z.string().regex(/^[1-9][0-9]*(Mi|Gi|Ti)$/, { error: "a size such as 20Gi" }).default("20Gi"),
+      storageClass: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,252}$/, { error: "a StorageClass name" }).optional(),
+      cpu: z.string().regex(/^([1-9][0-9]*|[1-9][0-9]*m)$/, { error: "a CPU quantity such as 2 or 500m" }).default("2"),
+      memory: z.string().regex(/^[1-9][0-9]*(Mi|Gi)$/, { error: "a memory size such as 4Gi" }).default("4Gi"),
+      serviceType: z.enum(["LoadBalancer", "NodePort", "ClusterIP"], { error: "LoadBalancer, NodePort or ClusterIP" }).default("LoadBalancer"),
+      /** Run a privileged init container for the sysctls a pod may not set itself. */
+      privilegedSysctls: z.boolean({ error: "must be true or false" }).default(false),
+    })
+    .default({ namespace: "rabbitmq", version: "1.29", storageSize: "20Gi", cpu: "2", memory: "4Gi", serviceType: "LoadBalancer", privilegedSysctls: false }),
 });
+
+export interface KubernetesSettings {
+  readonly namespace: string;
+  readonly minorVersion: number;
+  readonly storageSize: string;
+  readonly storageClass?: string;
+  readonly cpu: string;
+  readonly memory: string;
+  readonly memoryBytes: number;
+  readonly serviceType: "LoadBalancer" | "NodePort" | "ClusterIP";
+  readonly privilegedSysctls: boolean;
+}
+
+function quantityBytes(q: string): number {
+  const m = /^(\d+)(Mi|Gi|Ti)$/.exec(q);
+  const unit = { Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 }[(m?.[2] ?? "Mi") as "Mi" | "Gi" | "Ti"];
+  return Number(m?.[1] ?? 0) * unit;
+}
 
 export interface PlatformModel {
   readonly target: PlatformTarget;
@@ -153,6 +185,7 @@ export interface PlatformModel {
   readonly adminUsername: string;
   readonly broker: BrokerModel;
   readonly docker: { readonly network: string; readonly publishAddress: string; readonly hostPortOffset: number };
+  readonly kubernetes: KubernetesSettings;
 }
 
 export function parsePlatformConfig(raw: unknown): PlatformModel {
@@ -167,9 +200,28 @@ export function parsePlatformConfig(raw: unknown): PlatformModel {
   if (tagVersion !== undefined && tagVersion !== broker.versionText) {
     issues.push({ key: `${PLATFORM_KEY}.broker.version`, message: `is ${broker.versionText} but the image tag says ${tagVersion}; set both to the version the image runs` });
   }
-  if (c.target === "kubernetes") {
-    issues.push({ key: `${PLATFORM_KEY}.target`, message: "kubernetes is not available yet; use docker" });
+  if (c.target === "kubernetes" && (c.nodes < 3 || c.nodes % 2 === 0)) {
+    issues.push({ key: `${PLATFORM_KEY}.nodes`, message: `is ${c.nodes}; production on Kubernetes needs an odd number of at least 3 (quorum survives one node)` });
   }
   if (issues.length > 0) throw new ConfigError(issues);
-  return { target: c.target, image: c.image, nodes: c.nodes, adminUsername: c.adminUsername, broker, docker: c.docker };
+  const k = c.kubernetes;
+  return {
+    target: c.target,
+    image: c.image,
+    nodes: c.nodes,
+    adminUsername: c.adminUsername,
+    broker,
+    docker: c.docker,
+    kubernetes: {
+      namespace: k.namespace,
+      minorVersion: Number(k.version.slice(2)),
+      storageSize: k.storageSize,
+      ...(k.storageClass !== undefined ? { storageClass: k.storageClass } : {}),
+      cpu: k.cpu,
+      memory: k.memory,
+      memoryBytes: quantityBytes(k.memory),
+      serviceType: k.serviceType,
+      privilegedSysctls: k.privilegedSysctls,
+    },
+  };
 }

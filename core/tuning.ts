@@ -70,3 +70,30 @@ export function tuningFor(input: TuningInput): Tuning {
     disableMetricsCollector: large,
   };
 }
+
+/**
+ * Which sysctls a pod may set itself, by Kubernetes version, without a kubelet allow-list (the
+ * "safe" set): tcp_fin_timeout and tcp_keepalive_* from 1.29. The rest (net.core.somaxconn,
+ * net.ipv4.tcp_max_syn_backlog) are "unsafe" for Kubernetes and need either the node's kubelet
+ * allow-list or a privileged init container, which a stack must opt into.
+ */
+export function splitKubernetesSysctls(
+  sysctls: Readonly<Record<string, string>>,
+  kubernetesMinor: number,
+): { pod: Record<string, string>; privileged: Record<string, string> } {
+  const safe = new Set([
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    ...(kubernetesMinor >= 29
+      ? ["net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes"]
+      : []),
+    ...(kubernetesMinor >= 32 ? ["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"] : []),
+  ]);
+  const pod: Record<string, string> = {};
+  const privileged: Record<string, string> = {};
+  for (const [k, v] of Object.entries(sysctls)) (safe.has(k) ? pod : privileged)[k] = v;
+  return { pod, privileged };
+}

@@ -8,6 +8,7 @@ import { PLATFORM_OUTPUTS } from "../core/broker-connection";
 import { ConfigError } from "../core/errors";
 import { PLATFORM_KEY, parsePlatformConfig, type PlatformModel } from "../core/platform-config";
 import { DockerBroker } from "../components/platform/docker-broker";
+import { KubernetesBroker } from "../components/platform/kubernetes-broker";
 
 export function validatePlatformStack(): PlatformModel {
   const raw = pulumi.runtime.getConfig(`${pulumi.getProject()}:${PLATFORM_KEY}`);
@@ -23,12 +24,13 @@ export function validatePlatformStack(): PlatformModel {
 
 export function platformStack() {
   const model = validatePlatformStack();
-  const broker = new DockerBroker("rabbitmq", { model });
+  const broker = model.target === "docker" ? new DockerBroker("rabbitmq", { model }) : new KubernetesBroker("rabbitmq", { model });
   return {
     [PLATFORM_OUTPUTS.managementUrl]: broker.managementUrl,
     [PLATFORM_OUTPUTS.adminUsername]: broker.adminUsername,
     [PLATFORM_OUTPUTS.adminPassword]: broker.adminPassword,
     mqttEndpoints: broker.mqttEndpoints,
     brokerVersion: model.broker.versionText,
+    ...(broker instanceof KubernetesBroker ? { tuningNotApplied: broker.tuningGaps } : {}),
   };
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { renderBrokerFiles, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import { ConfigError } from "../../core/errors";
 import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
-import { tuningFor } from "../../core/tuning";
+import { splitKubernetesSysctls, tuningFor } from "../../core/tuning";
 
 const secrets = { adminUsername: "admin", adminPassword: "pw-0123456789" };
 const model = (input: Partial<BrokerConfigInput> = {}) => parseBrokerConfig({ version: "4.0.9", ...input });
@@ -68,6 +68,10 @@ describe("renderRabbitmqConf", () => {
     expect(renderRabbitmqConf(model(), { ...secrets, cluster: { nodes: ["rabbit@mq-0"] } })).not.toMatch(/cluster_formation/);
   });
 
+  it("makes the memory alarm relative to a container's memory limit when given", () => {
+    expect(lines(renderRabbitmqConf(model(), { ...secrets, memoryLimitBytes: 4 * 2 ** 30 }))).toContain("total_memory_available_override_value = 4294967296");
+  });
+
   it("turns the AMQP listener off when the platform has none", () => {
     expect(lines(renderRabbitmqConf(model({ listeners: { amqp: null } }), secrets))).toContain("listeners.tcp = none");
   });
@@ -111,6 +115,20 @@ describe("tuningFor", () => {
     expect(t.sysctls["net.ipv4.tcp_max_syn_backlog"]).toBe(String(t.mqttListen.backlog));
     expect(Number(t.sysctls["net.ipv4.tcp_fin_timeout"])).toBeGreaterThanOrEqual(15);
     expect(t.mqttListen.buffer).toBeGreaterThanOrEqual(8192);
+  });
+});
+
+describe("splitKubernetesSysctls", () => {
+  const { sysctls } = tuningFor({ profile: "large-fleet", expectedConnections: 1000 });
+
+  it("before 1.29 only privileged containers can set the TCP settings", () => {
+    expect(Object.keys(splitKubernetesSysctls(sysctls, 28).pod)).toEqual([]);
+  });
+
+  it("from 1.29 pods may set FIN timeout and keepalive; somaxconn and the SYN backlog stay privileged", () => {
+    const split = splitKubernetesSysctls(sysctls, 29);
+    expect(Object.keys(split.pod).sort()).toEqual(["net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_keepalive_time"]);
+    expect(Object.keys(split.privileged).sort()).toEqual(["net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog"]);
   });
 });
 

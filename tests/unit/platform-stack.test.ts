@@ -102,6 +102,79 @@ describe("a three-node Docker cluster", async () => {
   });
 });
 
+const prodConfig = (parse(readFileSync(path.join(__dirname, "../../Pulumi.platform-prod.yaml"), "utf8")) as { config: Record<string, unknown> }).config;
+
+describe("the shipped production platform stack (Kubernetes, three nodes)", async () => {
+  const { mocks, outputs } = await runPlatform(prodConfig[`${PROJECT}:platform`]);
+  await settle(outputs["adminPassword"]!);
+  await drain();
+  const [sts] = mocks.byType("kubernetes:apps/v1:StatefulSet");
+  const spec = sts?.inputs["spec"] as {
+    replicas: number;
+    serviceName: string;
+    template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[]; initContainers: Record<string, unknown>[] } };
+    volumeClaimTemplates: { spec: { resources: { requests: { storage: string } } } }[];
+  };
+  const pod = spec.template.spec;
+
+  it("runs three replicas behind a headless service, with a volume claim each", () => {
+    expect(spec.replicas).toBe(3);
+    expect(spec.serviceName).toBe("rabbitmq-nodes");
+    expect(spec.volumeClaimTemplates[0]?.spec.resources.requests.storage).toBe("50Gi");
+    const headless = mocks.one("kubernetes:core/v1:Service", "rabbitmq-nodes").inputs["spec"] as Record<string, unknown>;
+    expect(headless).toMatchObject({ clusterIP: "None", publishNotReadyAddresses: true });
+  });
+
+  it("renders classic peer discovery of the pods' stable DNS names into a Secret, with the memory limit", () => {
+    const secret = mocks.one("kubernetes:core/v1:Secret", "rabbitmq-config");
+    expect(secret.secretInputs).toContain("stringData");
+    const conf = (secret.inputs["stringData"] as Record<string, string>)["rabbitmq.conf"] ?? "";
+    expect(conf).toContain("cluster_formation.classic_config.nodes.3 = rabbit@rabbitmq-2.rabbitmq-nodes.rabbitmq.svc.cluster.local");
+    expect(conf).toContain(`total_memory_available_override_value = ${8 * 2 ** 30}`);
+    expect(conf).toContain("mqtt.tcp_listen_options.backlog = 4096");
+    const env = (pod.containers[0]?.["env"] as { name: string; value?: string }[]).filter((e) => e.value !== undefined);
+    expect(env).toEqual(expect.arrayContaining([{ name: "RABBITMQ_USE_LONGNAME", value: "true" }, { name: "RABBITMQ_NODENAME", value: "rabbit@$(MY_POD_NAME).rabbitmq-nodes.rabbitmq.svc.cluster.local" }]));
+  });
+
+  it("exposes one Service per listener; management and AMQP stay inside the cluster", () => {
+    const services = Object.fromEntries(
+      mocks.byType("kubernetes:core/v1:Service").map((s) => [s.name, (s.inputs["spec"] as { type?: string }).type ?? "headless"]),
+    );
+    expect(services).toEqual({
+      "rabbitmq-nodes": "headless",
+      "rabbitmq-mqtt": "LoadBalancer",
+      "rabbitmq-web-mqtt": "LoadBalancer",
+      "rabbitmq-management": "ClusterIP",
+      "rabbitmq-amqp": "ClusterIP",
+      "rabbitmq-mqtt-18883": "LoadBalancer",
+    });
+  });
+
+  it("keeps a quorum through voluntary disruptions and spreads pods over nodes, with requests = limits", () => {
+    expect(mocks.one("kubernetes:policy/v1:PodDisruptionBudget", "rabbitmq-pdb").inputs["spec"]).toMatchObject({ maxUnavailable: 1 });
+    expect(pod["affinity"]).toMatchObject({ podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: "kubernetes.io/hostname" }] } });
+    expect(pod.containers[0]?.["resources"]).toEqual({ requests: { cpu: "4", memory: "8Gi" }, limits: { cpu: "4", memory: "8Gi" } });
+  });
+
+  it("sets the pod-safe sysctls in the pod and the others in an opted-in privileged init container", () => {
+    expect((pod["securityContext"] as { sysctls: { name: string }[] }).sysctls.map((s) => s.name).sort()).toEqual([
+      "net.ipv4.tcp_fin_timeout",
+      "net.ipv4.tcp_keepalive_intvl",
+      "net.ipv4.tcp_keepalive_probes",
+      "net.ipv4.tcp_keepalive_time",
+    ]);
+    const init = pod.initContainers.find((c) => c["name"] === "sysctls");
+    expect(init?.["securityContext"]).toMatchObject({ privileged: true });
+    expect((init?.["command"] as string[])[2]).toBe("sysctl -w net.core.somaxconn=4096 && sysctl -w net.ipv4.tcp_max_syn_backlog=4096");
+  });
+
+  it("tells the stack what Kubernetes cannot apply (the nofile ulimit)", async () => {
+    const gaps = (await settle(outputs["tuningNotApplied"]!)).value as string[];
+    expect(gaps).toHaveLength(1);
+    expect(gaps[0]).toMatch(/^nofile 300000: Kubernetes has no per-pod ulimit/);
+  });
+});
+
 describe("bad platform config fails before any resource is registered", () => {
   it.each<[string, unknown, RegExp]>([
     ["no platform", undefined, /platform: required/],
@@ -112,7 +185,9 @@ describe("bad platform config fails before any resource is registered", () => {
     ["too many nodes", { target: "docker", image: "rabbitmq:4.0.9", nodes: 10, broker: { version: "4.0.9" } }, /platform\.nodes: must be at most 9/],
     ["bad publish address", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9" }, docker: { publishAddress: "localhost" } }, /platform\.docker\.publishAddress/],
     ["listener clash", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9", listeners: { amqp: 1883 } } }, /platform\.broker\.listeners\.amqp: port 1883 is already used/],
-    ["kubernetes not yet", { target: "kubernetes", image: "rabbitmq:4.0.9", broker: { version: "4.0.9" } }, /platform\.target: kubernetes is not available yet/],
+    ["kubernetes with two nodes", { target: "kubernetes", image: "rabbitmq:4.0.9", nodes: 2, broker: { version: "4.0.9" } }, /platform\.nodes: is 2; production on Kubernetes needs an odd number of at least 3/],
+    ["kubernetes version", { target: "kubernetes", image: "rabbitmq:4.0.9", nodes: 3, broker: { version: "4.0.9" }, kubernetes: { version: "1.9" } }, /platform\.kubernetes\.version/],
+    ["kubernetes memory", { target: "kubernetes", image: "rabbitmq:4.0.9", nodes: 3, broker: { version: "4.0.9" }, kubernetes: { memory: "4GB" } }, /platform\.kubernetes\.memory: a memory size such as 4Gi/],
   ])("%s", async (_label, platform, message) => {
     vi.resetModules();
     const mocks = new RecordingMocks();
