@@ -1,66 +1,78 @@
 /**
- * The renderer's output boots the OS RabbitMQ, and what it sets shows in the broker's own status.
- * The shared e2e broker already runs the default rendering; this file boots a second node with
- * the large-fleet tuning profile (ports adapted to the test, nothing else changed).
+ * The rendered configuration of each shipped platform stack boots the OS RabbitMQ, and what it
+ * sets shows in the broker's own status. Adapted to the test: listener ports (free ones), the bind
+ * address (loopback), and the version the files are rendered for (the installed server's, since
+ * the stacks pin the image's version, which this machine's package may not be).
  */
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { brokerInfo, startBroker, type BrokerInfo, type TestBroker } from "../support/broker";
+import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
+import { brokerInfo, installedVersionText, startBroker, type BrokerInfo, type TestBroker } from "../support/broker";
 import { endQuietly, mqttConnect } from "../support/clients";
-import { adminApi } from "../support/management";
 
-let node: TestBroker;
-let info: BrokerInfo;
+function shippedBroker(stack: string): Omit<BrokerConfigInput, "version" | "listeners"> {
+  const doc = parse(readFileSync(path.join(__dirname, `../../Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, { broker: BrokerConfigInput }> };
+  const platform = doc.config["rabbitmq-mqtt:platform"];
+  if (!platform) throw new Error(`Pulumi.${stack}.yaml has no platform config`);
+  const { version: _version, listeners: _listeners, ...rest } = platform.broker;
+  return rest;
+}
 
-beforeAll(async () => {
-  node = await startBroker({
-    broker: {
-      tuning: { profile: "large-fleet", expectedConnections: 500_000 },
-      memoryHighWatermark: 0.5,
-      diskFreeLimitMiB: 512,
-      mqttSessionExpirySeconds: 3600,
-    },
-  });
-  info = brokerInfo(node);
-}, 180_000);
+describe.each(["dev", "platform-prod"])("the rendered configuration of the %s stack", (stack) => {
+  const settings = shippedBroker(stack);
+  const model = parseBrokerConfig({ ...settings, version: installedVersionText() });
+  let node: TestBroker;
+  let info: BrokerInfo;
 
-afterAll(async () => {
-  await node?.stop();
-}, 120_000);
+  beforeAll(async () => {
+    node = await startBroker({ broker: settings });
+    info = brokerInfo(node);
+  }, 180_000);
 
-describe("large-fleet rendering on a real node", () => {
-  it("boots with MQTT reachable and anonymous refused", async () => {
-    const anon = await mqttConnect({ port: info.mqttPort, clientId: "anon" });
-    if (anon.ok) await endQuietly(anon.client);
-    expect(anon.ok).toBe(false);
-    const admin = await mqttConnect({ port: info.mqttPort, clientId: "admin", username: info.adminUsername, password: info.adminPassword });
-    expect(admin.ok).toBe(true);
-    if (admin.ok) await endQuietly(admin.client);
-  });
+  afterAll(async () => {
+    await node?.stop();
+  }, 120_000);
 
-  // The management metrics collector is off in this profile (that is the point), so the broker's
-  // own status comes from rabbitmqctl rather than the management API's statistics.
-  it("applies the MQTT listen options and turns the management metrics collector off", async () => {
-    const env = await node.ctl(["environment"]);
-    expect(env).toMatch(/\{tcp_listen_options,\s*\[[^\]]*\{backlog,\s*4096\}/);
-    for (const opt of ["{nodelay,true}", "{keepalive,true}", "{sndbuf,32768}", "{recbuf,32768}"]) {
-      expect(env.replace(/\s+/g, "")).toContain(opt);
+  it("boots with the MQTT and Web MQTT plugins, both reachable, anonymous refused", async () => {
+    const enabled = await node.ctl(["eval", "rabbit_plugins:active()."]);
+    for (const p of ["rabbitmq_mqtt", "rabbitmq_web_mqtt", "rabbitmq_management"]) expect(enabled).toContain(p);
+    for (const websocket of [false, true]) {
+      const port = websocket ? info.webMqttPort : info.mqttPort;
+      const anon = await mqttConnect({ port, clientId: "anon", websocket });
+      if (anon.ok) await endQuietly(anon.client);
+      expect(anon.ok).toBe(false);
+      const admin = await mqttConnect({ port, clientId: "admin", username: info.adminUsername, password: info.adminPassword, websocket });
+      expect(admin.ok).toBe(true);
+      if (admin.ok) await endQuietly(admin.client);
     }
-    expect(env.replace(/\s+/g, "")).toContain("{disable_metrics_collector,true}");
-    const overview = (await adminApi(info, "GET", "overview")).body as { listeners?: unknown };
-    expect(overview.listeners).toBeUndefined();
   });
 
-  it("raises the Erlang process limit (+P) and sets the memory and disk alarms", async () => {
+  it("applies the tuning's MQTT listen options and the metrics collector setting", async () => {
+    const env = (await node.ctl(["environment"])).replace(/\s+/g, "");
+    const l = model.tuning.mqttListen;
+    expect(env).toContain(`{backlog,${l.backlog}}`);
+    expect(env).toContain("{nodelay,true}");
+    expect(env).toContain("{keepalive,true}");
+    if (l.buffer !== undefined) {
+      expect(env).toContain(`{sndbuf,${l.buffer}}`);
+      expect(env).toContain(`{recbuf,${l.buffer}}`);
+    }
+    expect(env.includes("{disable_metrics_collector,true}")).toBe(model.tuning.disableMetricsCollector);
+  });
+
+  it("shows the Erlang process limit, the memory and disk alarms and every MQTT listener in its status", async () => {
     const status = JSON.parse(await node.ctl(["status", "--formatter", "json"])) as {
       processes: { limit: number };
       disk_free_limit: number;
       vm_memory_high_watermark_setting: { relative?: number };
       listeners: { port: number; protocol: string }[];
     };
-    // +P 2000000 (4 x 500000 connections); Erlang rounds up to a power of two. The default is 1048576.
-    expect(status.processes.limit).toBeGreaterThanOrEqual(2_000_000);
-    expect(status.disk_free_limit).toBe(512 * 1024 * 1024);
-    expect(status.vm_memory_high_watermark_setting.relative).toBe(0.5);
+    // Erlang rounds +P up to a power of two.
+    expect(status.processes.limit).toBeGreaterThanOrEqual(model.tuning.erlMaxProcesses);
+    expect(status.disk_free_limit).toBe(model.diskFreeLimitMiB * 1024 * 1024);
+    expect(status.vm_memory_high_watermark_setting.relative).toBe(model.memoryHighWatermark);
     expect(status.listeners.filter((l) => l.protocol === "mqtt").map((l) => l.port).sort()).toEqual([info.mqttPort, info.tenantMqttPort].sort());
   });
 });
