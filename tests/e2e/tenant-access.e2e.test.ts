@@ -36,6 +36,14 @@ import { adminApi, type Method } from "../support/management";
 import type { StackRunResult } from "../support/run-stack";
 
 const broker = inject("broker");
+/**
+ * With E2E_CLUSTER=1 the broker is a three-node cluster: identities' connections go round-robin
+ * to every node's MQTT listener, so a publisher, its subscriber and the observer often sit on
+ * different nodes. (Dedicated-port and Web MQTT checks use node 0.)
+ */
+const mqttPorts = [broker.mqttPort, ...inject("peers").map((p) => p.mqttPort)];
+let nextNode = 0;
+const anyNodePort = () => mqttPorts[nextNode++ % mqttPorts.length]!;
 /** 3.10 runs MQTT through internal AMQP channels; native MQTT (3.12+) answers denials differently. */
 const NATIVE_MQTT = broker.major > 3 || (broker.major === 3 && broker.minor >= 12);
 
@@ -78,7 +86,7 @@ function tenant(name: string): TenantUnderTest {
 
 function login(t: TenantUnderTest, identity: string, clientId = identity) {
   return {
-    port: broker.mqttPort,
+    port: anyNodePort(),
     username: `${t.name}:${identity}@${t.name}`,
     password: t.passwords[identity]!,
     clientId,

@@ -150,6 +150,20 @@ describe("the shipped production platform stack (Kubernetes, three nodes)", asyn
     });
   });
 
+  it("probes readiness on the MQTT port and liveness with rabbitmq-diagnostics", () => {
+    const c = pod.containers[0]!;
+    expect(c["readinessProbe"]).toMatchObject({ tcpSocket: { port: 1883 } });
+    expect(c["livenessProbe"]).toMatchObject({ exec: { command: ["rabbitmq-diagnostics", "-q", "ping"] } });
+  });
+
+  it("mounts rabbitmq.conf and the cookie from the Secret readable by the rabbitmq group only, and copies the cookie owner-only", () => {
+    expect(pod["volumes"]).toEqual(
+      expect.arrayContaining([{ name: "config", secret: { secretName: "rabbitmq-config", defaultMode: 0o440 } }]),
+    );
+    const setup = pod.initContainers.find((c) => c["name"] === "setup");
+    expect((setup?.["command"] as string[])[2]).toContain("chmod 400 /var/lib/rabbitmq/.erlang.cookie");
+  });
+
   it("keeps a quorum through voluntary disruptions and spreads pods over nodes, with requests = limits", () => {
     expect(mocks.one("kubernetes:policy/v1:PodDisruptionBudget", "rabbitmq-pdb").inputs["spec"]).toMatchObject({ maxUnavailable: 1 });
     expect(pod["affinity"]).toMatchObject({ podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: "kubernetes.io/hostname" }] } });
