@@ -27,6 +27,15 @@ export interface RenderOptions {
   readonly memoryLimitBytes?: number;
 }
 
+/**
+ * Where container targets put the rendered rabbitmq.conf, and the directory RABBITMQ_CONFIG_FILES
+ * points at. The official image ships its own defaults in /etc/rabbitmq/conf.d (loaded after
+ * rabbitmq.conf, so they would win); pointing RABBITMQ_CONFIG_FILES at a directory holding only
+ * the rendered file makes it the broker's whole configuration (RabbitMQ 3.9+).
+ */
+export const CONTAINER_CONFIG_DIR = "/etc/rabbitmq/rabbitmq-mqtt.d";
+export const CONTAINER_CONFIG_FILE = `${CONTAINER_CONFIG_DIR}/10-rendered.conf`;
+
 export interface RenderedBrokerFiles {
   /** Holds the admin password: deploy it as a secret. */
   readonly rabbitmqConf: string;
@@ -117,6 +126,7 @@ export function renderEnabledPlugins(model: BrokerModel): string {
 
 export function renderEnv(model: BrokerModel): Record<string, string> {
   return {
+    RABBITMQ_CONFIG_FILES: CONTAINER_CONFIG_DIR,
     ERL_MAX_PORTS: String(model.tuning.erlMaxPorts),
     // +A 128 is left out on purpose: no effect on networking since 3.8.10 (core/tuning.ts).
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: `+P ${model.tuning.erlMaxProcesses}`,

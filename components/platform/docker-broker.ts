@@ -8,7 +8,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
+import { CONTAINER_CONFIG_FILE, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import type { PlatformModel } from "../../core/platform-config";
 
 /** The official image runs RabbitMQ as this user; files it must read belong to it. */
@@ -91,7 +91,7 @@ export class DockerBroker extends pulumi.ComponentResource {
           restart: "unless-stopped",
           envs: [`RABBITMQ_NODENAME=rabbit@${host}`, ...Object.entries(renderEnv(model.broker)).map(([k, v]) => `${k}=${v}`)],
           uploads: [
-            { file: "/etc/rabbitmq/rabbitmq.conf", content: conf, owner: RABBITMQ_UID, group: RABBITMQ_UID, permissions: "0600" },
+            { file: CONTAINER_CONFIG_FILE, content: conf, owner: RABBITMQ_UID, group: RABBITMQ_UID, permissions: "0600" },
             { file: "/etc/rabbitmq/enabled_plugins", content: renderEnabledPlugins(model.broker), owner: RABBITMQ_UID, group: RABBITMQ_UID, permissions: "0644" },
             {
               file: "/var/lib/rabbitmq/.erlang.cookie",

@@ -11,7 +11,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
+import { CONTAINER_CONFIG_FILE, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import type { PlatformModel } from "../../core/platform-config";
 import { splitKubernetesSysctls } from "../../core/tuning";
 
@@ -195,7 +195,7 @@ export class KubernetesBroker extends pulumi.ComponentResource {
                   resources: { requests: resources, limits: resources },
                   volumeMounts: [
                     { name: "data", mountPath: "/var/lib/rabbitmq" },
-                    { name: "config", mountPath: "/etc/rabbitmq/rabbitmq.conf", subPath: "rabbitmq.conf" },
+                    { name: "config", mountPath: CONTAINER_CONFIG_FILE, subPath: "rabbitmq.conf" },
                     { name: "plugins", mountPath: "/etc/rabbitmq/enabled_plugins", subPath: "enabled_plugins" },
                   ],
                   readinessProbe: { tcpSocket: { port: l.mqtt }, initialDelaySeconds: 10, periodSeconds: 10 },

@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { renderBrokerFiles } from "../../core/broker-config";
+import { CONTAINER_CONFIG_FILE, renderBrokerFiles } from "../../core/broker-config";
 import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
 
 const RABBITMQ_BIN = "/usr/lib/rabbitmq/bin";
@@ -363,7 +363,10 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   });
   let conf = `${files.rabbitmqConf}\n## Test harness\nlog.file.level = info\n`;
   if (opts.extraConf !== undefined && opts.extraConf !== "") conf += `${opts.extraConf}\n`;
-  fs.writeFileSync(path.join(baseDir, "rabbitmq.conf"), conf, { mode: 0o600 });
+  // As in the containers: the rendered file alone in the directory RABBITMQ_CONFIG_FILES names.
+  const confDir = path.join(baseDir, "rabbitmq-mqtt.d");
+  fs.mkdirSync(confDir);
+  fs.writeFileSync(path.join(confDir, path.basename(CONTAINER_CONFIG_FILE)), conf, { mode: 0o600 });
   const plugins = [...new Set<string>([...model.plugins, ...(opts.plugins ?? [])])];
   fs.writeFileSync(path.join(baseDir, "enabled_plugins"), `[${plugins.join(",")}].\n`);
 
@@ -371,6 +374,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   const env = {
     ...base,
     ...files.env,
+    RABBITMQ_CONFIG_FILES: confDir,
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: `${files.env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] ?? ""} ${base.RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS}`.trim(),
   };
 

@@ -98,7 +98,7 @@ describe("renderEnabledPlugins and renderEnv", () => {
 
   it("sets Erlang ports and processes from the tuning, and never +A", () => {
     const env = renderEnv(model({ tuning: { profile: "large-fleet", expectedConnections: 500_000 } }));
-    expect(env).toEqual({ ERL_MAX_PORTS: "750000", RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: "+P 2000000" });
+    expect(env).toEqual({ RABBITMQ_CONFIG_FILES: "/etc/rabbitmq/rabbitmq-mqtt.d", ERL_MAX_PORTS: "750000", RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: "+P 2000000" });
     expect(JSON.stringify(renderBrokerFiles(model(), secrets))).not.toMatch(/\+A/);
   });
 });

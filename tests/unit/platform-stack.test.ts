@@ -41,7 +41,7 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
 
   it("uploads the rendered rabbitmq.conf (with the generated admin password) as a secret, owner-only", () => {
     expect(container?.secretInputs).toContain("uploads");
-    const conf = upload(container!, "/etc/rabbitmq/rabbitmq.conf");
+    const conf = upload(container!, "/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf");
     expect(conf?.permissions).toBe("0600");
     expect(conf?.content).toContain("# Rendered by rabbitmq-mqtt for RabbitMQ 4.0.9");
     expect(conf?.content).toContain("default_pass = generated-rabbitmq-admin-password");
@@ -64,7 +64,13 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
   it("applies the tuning: sysctls, nofile ulimit, Erlang flags (and no +A)", () => {
     expect(container?.inputs["sysctls"]).toMatchObject({ "net.core.somaxconn": "1024", "net.ipv4.tcp_max_syn_backlog": "1024", "net.ipv4.tcp_fin_timeout": "30" });
     expect(container?.inputs["ulimits"]).toEqual([{ name: "nofile", soft: 65536, hard: 65536 }]);
-    expect(container?.inputs["envs"]).toEqual(["RABBITMQ_NODENAME=rabbit@rabbitmq-0", "ERL_MAX_PORTS=65536", "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=+P 1048576"]);
+    expect(container?.inputs["envs"]).toEqual([
+      "RABBITMQ_NODENAME=rabbit@rabbitmq-0",
+      // Only the rendered file: the image's own conf.d defaults would otherwise override it.
+      "RABBITMQ_CONFIG_FILES=/etc/rabbitmq/rabbitmq-mqtt.d",
+      "ERL_MAX_PORTS=65536",
+      "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=+P 1048576",
+    ]);
   });
 
   it("checks health with rabbitmq-diagnostics and keeps data on the volume", () => {
@@ -89,7 +95,7 @@ describe("a three-node Docker cluster", async () => {
   it("renders classic peer discovery of all three nodes into every node, with one shared cookie", () => {
     expect(containers.map((c) => c.inputs["hostname"])).toEqual(["rabbitmq-0", "rabbitmq-1", "rabbitmq-2"]);
     for (const c of containers) {
-      const conf = upload(c, "/etc/rabbitmq/rabbitmq.conf")?.content ?? "";
+      const conf = upload(c, "/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf")?.content ?? "";
       expect(conf).toContain("cluster_formation.classic_config.nodes.3 = rabbit@rabbitmq-2");
       expect(conf).toContain("cluster_partition_handling = pause_minority");
       expect(upload(c, "/var/lib/rabbitmq/.erlang.cookie")?.content).toBe("generated-rabbitmq-erlang-cookie");
@@ -157,6 +163,10 @@ describe("the shipped production platform stack (Kubernetes, three nodes)", asyn
   });
 
   it("mounts rabbitmq.conf and the cookie from the Secret readable by the rabbitmq group only, and copies the cookie owner-only", () => {
+    expect(pod.containers[0]?.["volumeMounts"]).toEqual(
+      expect.arrayContaining([{ name: "config", mountPath: "/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf", subPath: "rabbitmq.conf" }]),
+    );
+    expect(pod.containers[0]?.["env"]).toEqual(expect.arrayContaining([{ name: "RABBITMQ_CONFIG_FILES", value: "/etc/rabbitmq/rabbitmq-mqtt.d" }]));
     expect(pod["volumes"]).toEqual(
       expect.arrayContaining([{ name: "config", secret: { secretName: "rabbitmq-config", defaultMode: 0o440 } }]),
     );
