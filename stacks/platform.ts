@@ -3,22 +3,16 @@
  * everything is validated before the first resource is registered. Its outputs are what tenant
  * stacks read through a StackReference (core/broker-connection.ts PLATFORM_OUTPUTS).
  */
-import * as pulumi from "@pulumi/pulumi";
 import { PLATFORM_OUTPUTS } from "../core/broker-connection";
 import { ConfigError } from "../core/errors";
 import { PLATFORM_KEY, parsePlatformConfig, type PlatformModel } from "../core/platform-config";
+import { parseJsonConfig, rawConfig } from "./config";
 import { DockerBroker } from "../components/platform/docker-broker";
 import { KubernetesBroker } from "../components/platform/kubernetes-broker";
 
 export function validatePlatformStack(): PlatformModel {
-  const raw = pulumi.runtime.getConfig(`${pulumi.getProject()}:${PLATFORM_KEY}`);
-  if (raw === undefined) throw new ConfigError([{ key: PLATFORM_KEY, message: "required: the broker platform (target, image, broker); see README" }]);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw) as unknown;
-  } catch {
-    throw new ConfigError([{ key: PLATFORM_KEY, message: "must be an object" }]);
-  }
+  const parsed = parseJsonConfig(PLATFORM_KEY, rawConfig(PLATFORM_KEY), false);
+  if (parsed === undefined) throw new ConfigError([{ key: PLATFORM_KEY, message: "required: the broker platform (target, image, broker); see README" }]);
   return parsePlatformConfig(parsed);
 }
 

@@ -15,27 +15,11 @@ import {
   type BrokerConnectionConfig,
 } from "../core/broker-connection";
 import { ConfigError } from "../core/errors";
+import { parseJsonConfig, rawConfig } from "./config";
 import { IDENTITY_PASSWORDS_KEY, TENANT_KEY, parseTenantConfig, type TenantModel } from "../core/tenant-config";
 import type { ManagementConnection } from "../components/management/api";
 import { MqttVhostMapping } from "../components/management/mqtt-vhost-mapping";
 import { Tenant } from "../components/tenant";
-
-/** Reads a config value as raw JSON text, secret or not, without logging it. */
-function rawConfig(key: string): string | undefined {
-  return pulumi.runtime.getConfig(`${pulumi.getProject()}:${key}`);
-}
-
-function parseJsonConfig(key: string, text: string | undefined, secret: boolean): unknown {
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    // Plain strings are not JSON; report without echoing a secret.
-    throw new ConfigError([
-      { key, message: `must be an object${secret ? "" : ` (got ${JSON.stringify(text.slice(0, 60))})`}; set it with pulumi config set --path ${secret ? "--secret " : ""}'${key}.<name>' <value>` },
-    ]);
-  }
-}
 
 export interface ValidatedTenantStack {
   readonly model: TenantModel;
