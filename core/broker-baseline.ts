@@ -50,9 +50,9 @@ export const STANDARD_BROKER_PORTS: Readonly<Record<number, string>> = {
   4369: "epmd",
 };
 
-/** `anonymous_login_user` exists from 3.13 on (with the ANONYMOUS SASL mechanism). */
-function hasAnonymousLoginUser(v: BrokerVersion): boolean {
-  return v.major > 3 || (v.major === 3 && v.minor >= 13);
+/** The one place version cut-offs are compared. */
+export function versionAtLeast(v: BrokerVersion, major: number, minor: number): boolean {
+  return v.major > major || (v.major === major && v.minor >= minor);
 }
 
 const CONF_VALUE = /^[A-Za-z0-9._@-]{1,128}$/;
@@ -67,7 +67,8 @@ export function securityBaseline(opts: SecurityBaselineOptions): string[] {
   }
   const lines = [
     "mqtt.allow_anonymous = false",
-    ...(hasAnonymousLoginUser(opts.version) ? ["anonymous_login_user = none"] : []),
+    // `anonymous_login_user` exists from 3.13 on (with the ANONYMOUS SASL mechanism).
+    ...(versionAtLeast(opts.version, 3, 13) ? ["anonymous_login_user = none"] : []),
     `default_user = ${opts.adminUsername}`,
     `default_pass = ${opts.adminPassword}`,
     "default_user_tags.administrator = true",

@@ -8,8 +8,8 @@
  * - `anonymous_login_user = none` from 3.13 (core/broker-baseline.ts).
  * Deployment targets adapt only what they must (bind address, paths) through RenderOptions.
  */
-import { securityBaseline } from "./broker-baseline";
-import type { BrokerModel, BrokerVersionFull } from "./platform-config";
+import { securityBaseline, versionAtLeast } from "./broker-baseline";
+import type { BrokerModel } from "./platform-config";
 
 export interface RenderOptions {
   readonly adminUsername: string;
@@ -42,10 +42,6 @@ export interface RenderedBrokerFiles {
   readonly enabledPlugins: string;
   /** Environment of the broker process. */
   readonly env: Readonly<Record<string, string>>;
-}
-
-function atLeast(v: BrokerVersionFull, major: number, minor: number): boolean {
-  return v.major > major || (v.major === major && v.minor >= minor);
 }
 
 function listen(port: number, bind: string | undefined): string {
@@ -88,7 +84,7 @@ export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): str
     ],
     [
       "MQTT sessions",
-      atLeast(model.version, 3, 13)
+      versionAtLeast(model.version, 3, 13)
         ? [`mqtt.max_session_expiry_interval_seconds = ${model.mqttSessionExpirySeconds}`]
         : [`mqtt.subscription_ttl = ${model.mqttSessionExpirySeconds * 1000}`],
     ],

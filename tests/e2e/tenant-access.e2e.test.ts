@@ -18,6 +18,7 @@ import {
   probes,
   type IdentityConfig,
 } from "../support/access-model";
+import { versionAtLeast } from "../../core/broker-baseline";
 import { applyStackFile } from "../support/apply-stack";
 import { brokerInfo, startBroker, type BrokerInfo, type TestBroker } from "../support/broker";
 import {
@@ -45,7 +46,7 @@ const mqttPorts = [broker.mqttPort, ...inject("peers").map((p) => p.mqttPort)];
 let nextNode = 0;
 const anyNodePort = () => mqttPorts[nextNode++ % mqttPorts.length]!;
 /** 3.10 runs MQTT through internal AMQP channels; native MQTT (3.12+) answers denials differently. */
-const NATIVE_MQTT = broker.major > 3 || (broker.major === 3 && broker.minor >= 12);
+const NATIVE_MQTT = versionAtLeast(broker, 3, 12);
 
 interface TenantUnderTest {
   stack: string;

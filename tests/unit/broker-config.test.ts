@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { renderBrokerFiles, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import { ConfigError } from "../../core/errors";
-import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
+import { parseBrokerConfig, parsePlatformConfig, type BrokerConfigInput } from "../../core/platform-config";
 import { splitKubernetesSysctls, tuningFor } from "../../core/tuning";
 
 const secrets = { adminUsername: "admin", adminPassword: "pw-0123456789" };
@@ -161,5 +161,38 @@ describe("parseBrokerConfig: bad input names the key", () => {
 
   it("rejects unknown keys", () => {
     expect(keys({ version: "4.0.9", listener: {} })[0]).toMatch(/^platform\.broker: .*listener/);
+  });
+});
+
+describe("parsePlatformConfig: every platform field refuses bad input, naming its key", () => {
+  const base = { target: "docker", image: "rabbitmq:4.0.9-management", broker: { version: "4.0.9" } };
+  const k8s = { ...base, target: "kubernetes", nodes: 3 };
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ["adminUsername", { ...base, adminUsername: "admin user" }, "platform.adminUsername"],
+    ["docker.network", { ...base, docker: { network: "Bad Net" } }, "platform.docker.network"],
+    ["docker.hostPortOffset", { ...base, docker: { hostPortOffset: 0 } }, "platform.docker.hostPortOffset"],
+    ["docker unknown key", { ...base, docker: { ports: [] } }, "platform.docker"],
+    ["kubernetes.namespace", { ...k8s, kubernetes: { namespace: "Prod_NS" } }, "platform.kubernetes.namespace"],
+    ["kubernetes.storageSize", { ...k8s, kubernetes: { storageSize: "20GB" } }, "platform.kubernetes.storageSize"],
+    ["kubernetes.storageClass", { ...k8s, kubernetes: { storageClass: "Fast SSD" } }, "platform.kubernetes.storageClass"],
+    ["kubernetes.cpu", { ...k8s, kubernetes: { cpu: "two" } }, "platform.kubernetes.cpu"],
+    ["kubernetes.serviceType", { ...k8s, kubernetes: { serviceType: "Ingress" } }, "platform.kubernetes.serviceType"],
+    ["kubernetes.privilegedSysctls", { ...k8s, kubernetes: { privilegedSysctls: "yes" } }, "platform.kubernetes.privilegedSysctls"],
+    ["broker missing", { target: "docker", image: "rabbitmq:4.0.9" }, "platform.broker"],
+  ])("%s", (_label, raw, key) => {
+    let issues: readonly { key: string }[] = [];
+    try {
+      parsePlatformConfig(raw);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      issues = (e as ConfigError).issues;
+    }
+    expect(issues.map((i) => i.key)).toEqual([key]);
+  });
+
+  it("accepts the defaults for both targets", () => {
+    expect(parsePlatformConfig(base).docker).toEqual({ network: "rabbitmq-mqtt", publishAddress: "127.0.0.1", hostPortOffset: 100 });
+    expect(parsePlatformConfig(k8s).kubernetes).toMatchObject({ namespace: "rabbitmq", minorVersion: 29, memoryBytes: 4 * 2 ** 30 });
   });
 });
