@@ -1,16 +1,22 @@
 /**
  * `Tenant`: everything one tenant needs on the broker, from a validated TenantModel: its vhost
  * (with metadata and limits), one user per identity with vhost and topic permissions compiled from
- * its MQTT grants, user limits, and the policy for its MQTT subscription queues.
+ * its MQTT grants, user limits, and the policy for its MQTT subscription queues. Identities with
+ * `auth: certificate` get a key and a client certificate signed by the tenant's issuer, and a
+ * password-less user named by the login name the broker derives from that certificate.
  */
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as rabbitmq from "@pulumi/rabbitmq";
 import * as random from "@pulumi/random";
 import { MQTT_SUBSCRIPTION_QUEUE_PREFIX } from "../core/permissions";
+import type { CertLoginFrom } from "../core/dn";
 import type { IdentityModel, SubscriptionQueuePolicyModel, TenantModel } from "../core/tenant-config";
 import { escapeRegex } from "../core/names";
 import type { ManagementConnection } from "./management/api";
+import { CertificateUser } from "./management/certificate-user";
+import { CLIENT_USES, IssuedCertificate } from "./pki";
+import type { IssuerOutput } from "./pki/platform-pki";
 import { IdentitySessions } from "./management/identity-sessions";
 import { UserLimits, VhostLimits } from "./management/limits";
 import { VhostMetadata } from "./management/vhost-metadata";
@@ -24,14 +30,29 @@ export interface TenantArgs {
   readonly connection: pulumi.Input<ManagementConnection>;
   /** Passwords given in stack config (secret); identities not listed get a generated one. */
   readonly passwords?: Readonly<Record<string, pulumi.Input<string>>>;
+  /** Required when an identity uses `auth: certificate`. */
+  readonly certificates?: {
+    /** Secret: the tenant's intermediate CA, or the root. */
+    readonly issuer: pulumi.Input<IssuerOutput>;
+    /** The broker's `ssl_cert_login_from`. */
+    readonly loginFrom: pulumi.Input<CertLoginFrom>;
+  };
 }
 
 export interface TenantIdentityOutput {
   readonly name: string;
-  readonly username: string;
+  readonly auth: IdentityModel["auth"];
+  /** The RabbitMQ user: `<identity>@<tenant>`, or for certificates the certificate's login name. */
+  readonly username: pulumi.Output<string>;
   readonly role: string;
   readonly clientIdPattern: string;
-  readonly password: pulumi.Output<string>;
+  /** Password identities: secret. */
+  readonly password?: pulumi.Output<string>;
+  /** Certificate identities: the certificate followed by its issuer chain (PEM). */
+  readonly certificatePem?: pulumi.Output<string>;
+  /** Certificate identities: secret. */
+  readonly privateKeyPem?: pulumi.Output<string>;
+  readonly certificateExpires?: pulumi.Output<string>;
 }
 
 /** The policy definition for subscription queues, in @pulumi/rabbitmq's string-valued form. */
@@ -112,16 +133,50 @@ export class Tenant extends pulumi.ComponentResource {
     rmq: { parent: pulumi.Resource; provider: rabbitmq.Provider },
   ): TenantIdentityOutput {
     const base = `${name}-${identity.name}`;
-    const given = args.passwords?.[identity.name];
-    const password =
-      given !== undefined
-        ? pulumi.secret(given)
-        : pulumi.secret(
-            new random.RandomPassword(`${base}-password`, { length: 32, special: false }, { parent: this }).result,
-          );
-
-    // No tags: MQTT identities get no management-UI or API access.
-    const user = new rabbitmq.User(`${base}-user`, { name: identity.username, password, tags: [] }, rmq);
+    let user: pulumi.Resource & { name: pulumi.Output<string> };
+    let credential: pulumi.Output<string>;
+    let output: Pick<TenantIdentityOutput, "password" | "certificatePem" | "privateKeyPem" | "certificateExpires">;
+    if (identity.certificate !== undefined) {
+      const certs = args.certificates;
+      if (certs === undefined) throw new Error(`identity ${identity.name} uses certificate auth, but the tenant has no certificate issuer`);
+      const issuer = pulumi.output(certs.issuer);
+      const certificate = new IssuedCertificate(
+        `${base}-certificate`,
+        {
+          subject: identity.certificate.subject,
+          key: args.model.certificates.key,
+          validity: args.model.certificates,
+          allowedUses: CLIENT_USES,
+          issuer: {
+            certPem: issuer.apply((i) => i.certPem),
+            privateKeyPem: pulumi.secret(issuer.apply((i) => i.privateKeyPem)),
+            chainPem: issuer.apply((i) => i.chainPem),
+          },
+        },
+        { parent: this },
+      );
+      const loginNames = identity.certificate.loginNames;
+      user = new CertificateUser(
+        `${base}-user`,
+        { connection: args.connection, name: pulumi.output(certs.loginFrom).apply((from) => loginNames[from]) },
+        { parent: this },
+      );
+      // A new certificate is no reason to close sessions: the old one stays valid until it expires.
+      credential = user.name;
+      output = { certificatePem: certificate.chainPem, privateKeyPem: certificate.privateKeyPem, certificateExpires: certificate.validityEndTime };
+    } else {
+      const given = args.passwords?.[identity.name];
+      const password =
+        given !== undefined
+          ? pulumi.secret(given)
+          : pulumi.secret(
+              new random.RandomPassword(`${base}-password`, { length: 32, special: false }, { parent: this }).result,
+            );
+      // No tags: MQTT identities get no management-UI or API access.
+      user = new rabbitmq.User(`${base}-user`, { name: identity.username, password, tags: [] }, rmq);
+      credential = password;
+      output = { password };
+    }
 
     const { vhost: vp, topic } = identity.permissions;
     const permissions = new rabbitmq.Permissions(
@@ -148,7 +203,7 @@ export class Tenant extends pulumi.ComponentResource {
         readPattern: topic.read,
         queues: [...identity.permissions.queues],
         accessDigest: pulumi.secret(
-          password.apply((pw) => createHash("sha256").update(JSON.stringify(identity.permissions)).update("\0").update(pw).digest("hex")),
+          credential.apply((c) => createHash("sha256").update(JSON.stringify(identity.permissions)).update("\0").update(c).digest("hex")),
         ),
       },
       { parent: this, dependsOn: [user, permissions, topicPermissions] },
@@ -164,10 +219,11 @@ export class Tenant extends pulumi.ComponentResource {
 
     return {
       name: identity.name,
-      username: identity.username,
+      auth: identity.auth,
+      username: user.name,
       role: identity.role,
       clientIdPattern: identity.permissions.clientIdPattern,
-      password,
+      ...output,
     };
   }
 }

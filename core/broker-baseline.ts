@@ -10,8 +10,12 @@
  *   put messages on any topic of its vhost through CC/BCC headers (3.10 checks only the routing key
  *   against topic permissions) or through a dead-letter exchange on its own queue (no topic check
  *   on dead-lettering, on any version). No vhost or topic permission can stop either, so identity
- *   credentials must not work over AMQP at all. Only EXTERNAL (TLS client certificates) is
- *   offered; without TLS no AMQP login succeeds. MQTT and Web MQTT do not use SASL mechanisms.
+ *   credentials must not work over AMQP at all. Nor may certificates: EXTERNAL would log a device
+ *   in over AMQPS with the very user its certificate has for MQTT (AMQPS and MQTT over TLS share
+ *   `ssl_options` and `ssl_cert_login_from`), with the same reach around topic permissions. So
+ *   AMQP offers no mechanism: `auth_mechanisms` is a filter over the registered mechanisms, and
+ *   `none` names none of them (seen on 3.10.8: the node boots and offers an empty list). MQTT and
+ *   Web MQTT do not use SASL mechanisms.
  */
 
 export interface BrokerVersion {
@@ -55,6 +59,9 @@ export function versionAtLeast(v: BrokerVersion, major: number, minor: number): 
   return v.major > major || (v.major === major && v.minor >= minor);
 }
 
+/** A name no SASL mechanism has: AMQP 0-9-1 and 1.0 then offer none (see above). */
+export const NO_AMQP_MECHANISM = "none";
+
 const CONF_VALUE = /^[A-Za-z0-9._@-]{1,128}$/;
 
 export function securityBaseline(opts: SecurityBaselineOptions): string[] {
@@ -76,7 +83,7 @@ export function securityBaseline(opts: SecurityBaselineOptions): string[] {
   if (opts.amqpPasswordLogins === true) {
     lines.push("auth_mechanisms.1 = PLAIN", "auth_mechanisms.2 = AMQPLAIN");
   } else {
-    lines.push("auth_mechanisms.1 = EXTERNAL");
+    lines.push(`auth_mechanisms.1 = ${NO_AMQP_MECHANISM}`);
   }
   return lines;
 }

@@ -5,7 +5,9 @@
  * - `mqtt.subscription_ttl` (ms) until 3.12; rejected from 3.13, which has
  *   `mqtt.max_session_expiry_interval_seconds` instead;
  * - `mqtt.default_user`/`default_pass` are never rendered (gone in 4.0, and anonymous MQTT is off);
- * - `anonymous_login_user = none` from 3.13 (core/broker-baseline.ts).
+ * - `anonymous_login_user = none` from 3.13 (core/broker-baseline.ts);
+ * - Web MQTT over TLS takes no client certificates (its schema has no `verify`), so browsers log
+ *   in with passwords over wss and certificate login is MQTT over TLS.
  * Deployment targets adapt only what they must (bind address, paths) through RenderOptions.
  */
 import { securityBaseline, versionAtLeast } from "./broker-baseline";
@@ -25,7 +27,48 @@ export interface RenderOptions {
    * (which a node in a container would otherwise see).
    */
   readonly memoryLimitBytes?: number;
+  /**
+   * Where the broker finds its TLS files. Required unless the model keeps plaintext listeners
+   * (then a broker without TLS can be rendered, e.g. by tests that look at authorization only).
+   */
+  readonly tls?: TlsFiles;
 }
+
+export interface TlsFiles {
+  /** The CA bundle clients' certificates must chain to (the root; tenant intermediates come with the client). */
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  /**
+   * Erlang's `depth`: how many intermediate CAs may sit between a peer's certificate and a CA of
+   * the bundle (0 = issued directly by it). The PKI decides: 1 with tenant intermediates.
+   */
+  readonly depth: number;
+}
+
+/** Where container targets mount the TLS files (the key is readable by the broker only). */
+export const CONTAINER_TLS_DIR = "/etc/rabbitmq/tls";
+export const CONTAINER_TLS_FILES = {
+  caFile: `${CONTAINER_TLS_DIR}/ca.pem`,
+  certFile: `${CONTAINER_TLS_DIR}/cert.pem`,
+  keyFile: `${CONTAINER_TLS_DIR}/key.pem`,
+} as const;
+
+/**
+ * TLS 1.2 suites: forward secrecy (ECDHE) and AEAD only, for ECDSA and RSA server keys. TLS 1.3
+ * suites are all AEAD; they are listed too because an explicit list replaces Erlang's default.
+ */
+export const TLS_CIPHERS = [
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+] as const;
 
 /**
  * Where container targets put the rendered rabbitmq.conf, and the directory RABBITMQ_CONFIG_FILES
@@ -49,8 +92,6 @@ function listen(port: number, bind: string | undefined): string {
 }
 
 export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): string {
-  const bind = opts.bindAddress;
-  const l = model.listeners;
   const t = model.tuning;
   const sections: [string, string[]][] = [
     [
@@ -62,18 +103,8 @@ export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): str
         ...(opts.amqpPasswordLogins !== undefined ? { amqpPasswordLogins: opts.amqpPasswordLogins } : {}),
       }),
     ],
-    [
-      "Listeners (management on its own port)",
-      [
-        l.amqp === null ? "listeners.tcp = none" : `listeners.tcp.default = ${listen(l.amqp, bind)}`,
-        `management.tcp.port = ${l.management}`,
-        ...(bind !== undefined ? [`management.tcp.ip = ${bind}`] : []),
-        `mqtt.listeners.tcp.default = ${listen(l.mqtt, bind)}`,
-        ...l.tenantMqtt.map((p) => `mqtt.listeners.tcp.tenant_${p} = ${listen(p, bind)}`),
-        `web_mqtt.tcp.port = ${l.webMqtt}`,
-        ...(bind !== undefined ? [`web_mqtt.tcp.ip = ${bind}`] : []),
-      ],
-    ],
+    ["Listeners", listenerLines(model, opts)],
+    ...(opts.tls !== undefined ? ([["TLS: peer verification, versions, ciphers, certificate login", tlsLines(model, opts.tls)]] as [string, string[]][]) : []),
     [
       "Resource alarms",
       [
@@ -114,6 +145,78 @@ export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): str
   }
   const header = `# Rendered by rabbitmq-mqtt for RabbitMQ ${model.versionText}; do not edit by hand.\n`;
   return header + sections.map(([title, lines]) => `\n## ${title}\n${lines.join("\n")}\n`).join("");
+}
+
+function listenerLines(model: BrokerModel, opts: RenderOptions): string[] {
+  const bind = opts.bindAddress;
+  const l = model.listeners;
+  if (opts.tls === undefined && !model.plaintextListeners) {
+    throw new Error("TLS files are required: the broker has no plaintext listeners (plaintextListeners is false)");
+  }
+  const lines: string[] = [];
+  if (model.plaintextListeners) {
+    lines.push(
+      l.amqp === null ? "listeners.tcp = none" : `listeners.tcp.default = ${listen(l.amqp, bind)}`,
+      `management.tcp.port = ${l.management}`,
+      ...(bind !== undefined ? [`management.tcp.ip = ${bind}`] : []),
+      `mqtt.listeners.tcp.default = ${listen(l.mqtt, bind)}`,
+      ...l.tenantMqtt.map((p) => `mqtt.listeners.tcp.tenant_${p} = ${listen(p, bind)}`),
+      `web_mqtt.tcp.port = ${l.webMqtt}`,
+      ...(bind !== undefined ? [`web_mqtt.tcp.ip = ${bind}`] : []),
+    );
+  } else {
+    // Each plugin starts a plaintext listener on its default port unless told not to. Web MQTT
+    // can be told so (`web_mqtt.tcp.listener = none`) only up to 3.10; later schemas accept an
+    // address only, so there the plaintext listener is confined to the node's loopback interface.
+    lines.push("listeners.tcp = none", "mqtt.listeners.tcp = none");
+    lines.push(versionAtLeast(model.version, 3, 11) ? `web_mqtt.tcp.ip = 127.0.0.1` : "web_mqtt.tcp.listener = none");
+    if (versionAtLeast(model.version, 3, 11)) lines.push(`web_mqtt.tcp.port = ${l.webMqtt}`);
+  }
+  if (opts.tls !== undefined) {
+    lines.push(
+      l.amqps === null ? "listeners.ssl = none" : `listeners.ssl.default = ${listen(l.amqps, bind)}`,
+      `mqtt.listeners.ssl.default = ${listen(l.mqtts, bind)}`,
+      ...l.tenantMqtts.map((p) => `mqtt.listeners.ssl.tenant_${p} = ${listen(p, bind)}`),
+      `web_mqtt.ssl.port = ${l.webMqtts}`,
+      ...(bind !== undefined ? [`web_mqtt.ssl.ip = ${bind}`] : []),
+      `management.ssl.port = ${l.managementHttps}`,
+      ...(bind !== undefined ? [`management.ssl.ip = ${bind}`] : []),
+    );
+  }
+  return lines;
+}
+
+/** The TLS options of one listener family (`ssl_options`, `web_mqtt.ssl`, `management.ssl`). */
+function tlsOptionLines(prefix: string, model: BrokerModel, files: TlsFiles, peer: "verify" | "none"): string[] {
+  return [
+    `${prefix}.cacertfile = ${files.caFile}`,
+    `${prefix}.certfile = ${files.certFile}`,
+    `${prefix}.keyfile = ${files.keyFile}`,
+    // Clients without a certificate still connect (apps log in with passwords over TLS); a
+    // certificate that is presented must chain to the CA within `depth`, or the handshake fails.
+    ...(peer === "verify" ? [`${prefix}.verify = verify_peer`, `${prefix}.fail_if_no_peer_cert = false`] : []),
+    `${prefix}.depth = ${files.depth}`,
+    ...model.tls.versions.map((v, i) => `${prefix}.versions.${i + 1} = ${v}`),
+    ...TLS_CIPHERS.map((c, i) => `${prefix}.ciphers.${i + 1} = ${c}`),
+    `${prefix}.honor_cipher_order = true`,
+    `${prefix}.honor_ecc_order = true`,
+    `${prefix}.secure_renegotiate = true`,
+    `${prefix}.client_renegotiation = false`,
+  ];
+}
+
+function tlsLines(model: BrokerModel, files: TlsFiles): string[] {
+  if (!/^[A-Za-z0-9._/-]+$/.test(files.caFile + files.certFile + files.keyFile)) {
+    throw new Error("TLS file paths must be plain paths (rabbitmq.conf has no quoting)");
+  }
+  return [
+    ...tlsOptionLines("ssl_options", model, files, "verify"),
+    // Web MQTT has no client-certificate options: browsers log in with passwords over wss.
+    ...tlsOptionLines("web_mqtt.ssl", model, files, "none"),
+    ...tlsOptionLines("management.ssl", model, files, "verify"),
+    `mqtt.ssl_cert_login = ${model.tls.certificateLogin}`,
+    `ssl_cert_login_from = ${model.tls.certificateLoginFrom}`,
+  ];
 }
 
 export function renderEnabledPlugins(model: BrokerModel): string {

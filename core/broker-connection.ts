@@ -14,6 +14,12 @@ export const PLATFORM_OUTPUTS = {
   managementUrl: "managementUrl",
   adminUsername: "adminUsername",
   adminPassword: "adminPassword",
+  /** The root CA certificate: what clients and the management API client trust. */
+  caCertificatePem: "caCertificatePem",
+  /** Secret: `{ root, tenants: { <tenant>: ... } }`, each `{ certPem, privateKeyPem, chainPem }`. */
+  certificateIssuers: "certificateIssuers",
+  /** The broker's `ssl_cert_login_from`: which login name a certificate gives. */
+  certificateLoginFrom: "certificateLoginFrom",
 } as const;
 
 const urlSchema = z

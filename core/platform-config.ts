@@ -6,6 +6,19 @@
  */
 import { z } from "zod";
 import { ConfigError, formatPath, type ConfigIssue } from "./errors";
+import {
+  DEFAULT_KEY,
+  DNS_NAME_PATTERN,
+  HOURS_PER_YEAR,
+  keySchema,
+  outlivesProblems,
+  earlyRenewalHoursField,
+  validityHoursField,
+  validityProblems,
+  type KeySpec,
+  type Validity,
+} from "./pki-config";
+import { NAME_PATTERN, NAME_RULE } from "./names";
 import { TUNING_PROFILES, tuningFor, type Tuning } from "./tuning";
 
 export const PLATFORM_KEY = "platform";
@@ -31,6 +44,25 @@ const port = z
 /** Always enabled: the product is MQTT (and Web MQTT) with the management API. */
 export const BASE_PLUGINS = ["rabbitmq_management", "rabbitmq_mqtt", "rabbitmq_web_mqtt"] as const;
 
+/** TLS versions a broker may offer: 1.0 and 1.1 are broken and off. */
+export const TLS_VERSIONS = ["tlsv1.3", "tlsv1.2"] as const;
+/** Where the broker takes a certificate's login name from (`ssl_cert_login_from`). */
+export const CERT_LOGIN_SOURCES = ["distinguished_name", "common_name"] as const;
+export type CertLoginSource = (typeof CERT_LOGIN_SOURCES)[number];
+
+const DEFAULT_LISTENERS = {
+  mqtt: 1883,
+  webMqtt: 15675,
+  management: 15672,
+  amqp: 5672,
+  tenantMqtt: [],
+  mqtts: 8883,
+  webMqtts: 15676,
+  managementHttps: 15671,
+  amqps: null,
+  tenantMqtts: [],
+};
+
 export const brokerConfigSchema = z.strictObject({
   /** The RabbitMQ version the image runs; rendering depends on it. */
   version: z.string({ error: "must be a string such as 4.0.9" }).refine((v) => {
@@ -39,15 +71,43 @@ export const brokerConfigSchema = z.strictObject({
   }, { error: "must be a RabbitMQ version x.y.z, 3.10.0 or later" }),
   listeners: z
     .strictObject({
+      // Plaintext listeners: rendered only with plaintextListeners: true (development).
       mqtt: port.default(1883),
       webMqtt: port.default(15675),
       management: port.default(15672),
-      /** AMQP 0-9-1 for the platform's own tools; null turns the listener off. */
+      /** AMQP 0-9-1; null turns the listener off. */
       amqp: port.nullable().default(5672),
-      /** MQTT listeners dedicated to one tenant each (mapped by tenant stacks). */
+      /** Plaintext MQTT listeners dedicated to one tenant each (mapped by tenant stacks). */
       tenantMqtt: z.array(port).default([]),
+      // TLS listeners: always rendered.
+      mqtts: port.default(8883),
+      webMqtts: port.default(15676),
+      managementHttps: port.default(15671),
+      /**
+       * AMQP 0-9-1 over TLS, off unless a port is given. It offers no login mechanism: neither
+       * passwords nor certificates of tenant identities may work over AMQP (core/broker-baseline.ts).
+       */
+      amqps: port.nullable().default(null),
+      /** MQTT-over-TLS listeners dedicated to one tenant each (mapped by tenant stacks). */
+      tenantMqtts: z.array(port).default([]),
     })
-    .default({ mqtt: 1883, webMqtt: 15675, management: 15672, amqp: 5672, tenantMqtt: [] }),
+    .default(DEFAULT_LISTENERS),
+  /**
+   * Keep the plaintext listeners (MQTT, Web MQTT, management, AMQP) besides the TLS ones. For
+   * development brokers only: refused on Kubernetes.
+   */
+  plaintextListeners: z.boolean({ error: "must be true or false" }).default(false),
+  tls: z
+    .strictObject({
+      versions: z
+        .array(z.enum(TLS_VERSIONS, { error: `must be one of: ${TLS_VERSIONS.join(", ")} (older versions are broken)` }))
+        .min(1, { error: "list at least one TLS version" })
+        .default([...TLS_VERSIONS]),
+      /** MQTT clients that present a verified certificate and no username log in as the certificate (`mqtt.ssl_cert_login`). */
+      certificateLogin: z.boolean({ error: "must be true or false" }).default(true),
+      certificateLoginFrom: z.enum(CERT_LOGIN_SOURCES, { error: `must be one of: ${CERT_LOGIN_SOURCES.join(", ")}` }).default("distinguished_name"),
+    })
+    .default({ versions: [...TLS_VERSIONS], certificateLogin: true, certificateLoginFrom: "distinguished_name" }),
   plugins: z
     .array(z.string().regex(/^rabbitmq_[a-z0-9_]{1,60}$/, { error: "a RabbitMQ plugin name, e.g. rabbitmq_prometheus" }))
     .default([]),
@@ -76,6 +136,17 @@ export interface BrokerModel {
     readonly management: number;
     readonly amqp: number | null;
     readonly tenantMqtt: readonly number[];
+    readonly mqtts: number;
+    readonly webMqtts: number;
+    readonly managementHttps: number;
+    readonly amqps: number | null;
+    readonly tenantMqtts: readonly number[];
+  };
+  readonly plaintextListeners: boolean;
+  readonly tls: {
+    readonly versions: readonly (typeof TLS_VERSIONS)[number][];
+    readonly certificateLogin: boolean;
+    readonly certificateLoginFrom: CertLoginSource;
   };
   readonly plugins: readonly string[];
   readonly memoryHighWatermark: number;
@@ -98,11 +169,24 @@ export function parseBrokerConfig(raw: unknown, keyPrefix = `${PLATFORM_KEY}.bro
     if (other !== undefined) issues.push({ key, message: `port ${p} is already used by ${other}; every listener needs its own port` });
     else used.set(p, key);
   };
-  claim(c.listeners.mqtt, `${keyPrefix}.listeners.mqtt`);
-  claim(c.listeners.webMqtt, `${keyPrefix}.listeners.webMqtt`);
-  claim(c.listeners.management, `${keyPrefix}.listeners.management`);
-  if (c.listeners.amqp !== null) claim(c.listeners.amqp, `${keyPrefix}.listeners.amqp`);
-  c.listeners.tenantMqtt.forEach((p, i) => claim(p, `${keyPrefix}.listeners.tenantMqtt[${i}]`));
+  const l = c.listeners;
+  if (c.plaintextListeners) {
+    claim(l.mqtt, `${keyPrefix}.listeners.mqtt`);
+    claim(l.webMqtt, `${keyPrefix}.listeners.webMqtt`);
+    claim(l.management, `${keyPrefix}.listeners.management`);
+    if (l.amqp !== null) claim(l.amqp, `${keyPrefix}.listeners.amqp`);
+    l.tenantMqtt.forEach((p, i) => claim(p, `${keyPrefix}.listeners.tenantMqtt[${i}]`));
+  } else if (l.tenantMqtt.length > 0) {
+    issues.push({
+      key: `${keyPrefix}.listeners.tenantMqtt`,
+      message: "plaintext tenant listeners need plaintextListeners: true (development only); use listeners.tenantMqtts for TLS",
+    });
+  }
+  claim(l.mqtts, `${keyPrefix}.listeners.mqtts`);
+  claim(l.webMqtts, `${keyPrefix}.listeners.webMqtts`);
+  claim(l.managementHttps, `${keyPrefix}.listeners.managementHttps`);
+  if (l.amqps !== null) claim(l.amqps, `${keyPrefix}.listeners.amqps`);
+  l.tenantMqtts.forEach((p, i) => claim(p, `${keyPrefix}.listeners.tenantMqtts[${i}]`));
   if (issues.length > 0) throw new ConfigError(issues);
   const version = parseBrokerVersion(c.version);
   if (version === undefined) throw new ConfigError([{ key: `${keyPrefix}.version`, message: "must be x.y.z" }]);
@@ -110,6 +194,8 @@ export function parseBrokerConfig(raw: unknown, keyPrefix = `${PLATFORM_KEY}.bro
     version,
     versionText: c.version,
     listeners: c.listeners,
+    plaintextListeners: c.plaintextListeners,
+    tls: { versions: [...new Set(c.tls.versions)], certificateLogin: c.tls.certificateLogin, certificateLoginFrom: c.tls.certificateLoginFrom },
     plugins: [...new Set([...BASE_PLUGINS, ...c.plugins])],
     memoryHighWatermark: c.memoryHighWatermark,
     diskFreeLimitMiB: c.diskFreeLimitMiB,
@@ -124,6 +210,97 @@ export type PlatformTarget = (typeof PLATFORM_TARGETS)[number];
 /** A pinned image: a tag other than `latest`, or a digest. */
 const IMAGE_PATTERN = /^[a-z0-9][a-z0-9._/-]*(?::[A-Za-z0-9._-]+)?(?:@sha256:[a-f0-9]{64})?$/;
 
+/** Subject attribute text: printable, no control characters (it ends up in login names and logs). */
+const subjectText = z
+  .string({ error: "must be a string" })
+  .min(1, { error: "must not be empty" })
+  .max(64, { error: "must be at most 64 characters (X.520 upper bound)" })
+  .regex(/^[^\p{Cc}]+$/u, { error: "must not contain control characters" });
+
+export const CA_SOURCES = ["generate", "import"] as const;
+/** Stack config keys of an imported certificate authority. */
+export const PKI_CA_CERTIFICATE_KEY = "pkiCaCertificate";
+export const PKI_CA_PRIVATE_KEY_KEY = "pkiCaPrivateKey";
+
+const DEFAULT_CA = { source: "generate" as const, commonName: "rabbitmq-mqtt root CA", validityHours: 10 * HOURS_PER_YEAR, earlyRenewalHours: HOURS_PER_YEAR };
+const DEFAULT_BROKER_CERT = { dnsNames: [], ipAddresses: [], validityHours: HOURS_PER_YEAR, earlyRenewalHours: 30 * 24 };
+const DEFAULT_TENANT_AUTHORITIES = { tenants: [], validityHours: 5 * HOURS_PER_YEAR, earlyRenewalHours: 180 * 24 };
+
+export const pkiConfigSchema = z.strictObject({
+  ca: z
+    .strictObject({
+      /**
+       * generate: a root CA made and kept (key as a secret) in this stack's state. import: an
+       * existing CA from the config keys pkiCaCertificate (PEM) and pkiCaPrivateKey (secret PEM).
+       */
+      source: z.enum(CA_SOURCES, { error: `must be one of: ${CA_SOURCES.join(", ")}` }).default("generate"),
+      commonName: subjectText.default(DEFAULT_CA.commonName),
+      organization: subjectText.optional(),
+      validityHours: validityHoursField(DEFAULT_CA.validityHours),
+      earlyRenewalHours: earlyRenewalHoursField(DEFAULT_CA.earlyRenewalHours),
+    })
+    .default(DEFAULT_CA),
+  /** Key type of the CA (when generated), the tenant intermediates and the broker certificate. */
+  key: keySchema.default(DEFAULT_KEY),
+  brokerCertificate: z
+    .strictObject({
+      /** Public names clients use (load balancer, DNS), besides the nodes' and services' own names. */
+      dnsNames: z.array(z.string().regex(DNS_NAME_PATTERN, { error: "must be a DNS name in lower case, e.g. mqtt.example.com" })).default([]),
+      ipAddresses: z.array(z.union([z.ipv4(), z.ipv6()], { error: "must be an IP address" })).default([]),
+      validityHours: validityHoursField(DEFAULT_BROKER_CERT.validityHours),
+      earlyRenewalHours: earlyRenewalHoursField(DEFAULT_BROKER_CERT.earlyRenewalHours),
+    })
+    .default(DEFAULT_BROKER_CERT),
+  /**
+   * Tenants that get an intermediate CA of their own: their stacks sign their client
+   * certificates with it, and rotating or retiring one tenant's authority touches no other tenant.
+   */
+  tenantAuthorities: z
+    .strictObject({
+      tenants: z.array(z.string().regex(NAME_PATTERN, { error: `must be a tenant name: ${NAME_RULE}` })).default([]),
+      validityHours: validityHoursField(DEFAULT_TENANT_AUTHORITIES.validityHours),
+      earlyRenewalHours: earlyRenewalHoursField(DEFAULT_TENANT_AUTHORITIES.earlyRenewalHours),
+    })
+    .default(DEFAULT_TENANT_AUTHORITIES),
+});
+
+export interface PkiModel {
+  readonly ca: { readonly source: (typeof CA_SOURCES)[number]; readonly commonName: string; readonly organization?: string } & Validity;
+  readonly key: KeySpec;
+  readonly brokerCertificate: { readonly dnsNames: readonly string[]; readonly ipAddresses: readonly string[] } & Validity;
+  readonly tenantAuthorities: { readonly tenants: readonly string[] } & Validity;
+}
+
+/** Validates `platform.pki`; the imported CA's PEMs are checked where they are read (stacks/platform.ts). */
+export function parsePkiConfig(raw: unknown, keyPrefix = `${PLATFORM_KEY}.pki`): PkiModel {
+  const parsed = pkiConfigSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => ({ key: formatPath(keyPrefix, i.path), message: i.message })));
+  }
+  const c = parsed.data;
+  const issues: ConfigIssue[] = [
+    ...validityProblems(c.ca, `${keyPrefix}.ca`),
+    ...validityProblems(c.brokerCertificate, `${keyPrefix}.brokerCertificate`),
+    ...validityProblems(c.tenantAuthorities, `${keyPrefix}.tenantAuthorities`),
+  ];
+  if (c.ca.source === "generate") {
+    issues.push(
+      ...outlivesProblems(c.brokerCertificate, `${keyPrefix}.brokerCertificate`, c.ca, "certificate authority"),
+      ...outlivesProblems(c.tenantAuthorities, `${keyPrefix}.tenantAuthorities`, c.ca, "certificate authority"),
+    );
+  }
+  c.tenantAuthorities.tenants.forEach((t, i) => {
+    if (c.tenantAuthorities.tenants.indexOf(t) !== i) issues.push({ key: `${keyPrefix}.tenantAuthorities.tenants[${i}]`, message: `tenant '${t}' is listed twice` });
+  });
+  if (issues.length > 0) throw new ConfigError(issues);
+  return {
+    ca: { source: c.ca.source, commonName: c.ca.commonName, ...(c.ca.organization !== undefined ? { organization: c.ca.organization } : {}), validityHours: c.ca.validityHours, earlyRenewalHours: c.ca.earlyRenewalHours },
+    key: c.key,
+    brokerCertificate: c.brokerCertificate,
+    tenantAuthorities: c.tenantAuthorities,
+  };
+}
+
 export const platformConfigSchema = z.strictObject({
   target: z.enum(PLATFORM_TARGETS, { error: `must be one of: ${PLATFORM_TARGETS.join(", ")}` }),
   image: z
@@ -135,6 +312,7 @@ export const platformConfigSchema = z.strictObject({
   nodes: z.number().int({ error: "must be a whole number" }).min(1, { error: "must be at least 1" }).max(9, { error: "must be at most 9" }).default(1),
   adminUsername: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: "1-64 of A-Z a-z 0-9 . _ -" }).default("admin"),
   broker: z.unknown(),
+  pki: z.unknown().optional(),
   docker: z
     .strictObject({
       network: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { error: "a Docker network name" }).default("rabbitmq-mqtt"),
@@ -184,6 +362,7 @@ export interface PlatformModel {
   readonly nodes: number;
   readonly adminUsername: string;
   readonly broker: BrokerModel;
+  readonly pki: PkiModel;
   readonly docker: { readonly network: string; readonly publishAddress: string; readonly hostPortOffset: number };
   readonly kubernetes: KubernetesSettings;
 }
@@ -194,8 +373,28 @@ export function parsePlatformConfig(raw: unknown): PlatformModel {
     throw new ConfigError(parsed.error.issues.map((i) => ({ key: formatPath(PLATFORM_KEY, i.path), message: i.message })));
   }
   const c = parsed.data;
-  const broker = parseBrokerConfig(c.broker, `${PLATFORM_KEY}.broker`);
   const issues: ConfigIssue[] = [];
+  let broker: BrokerModel | undefined;
+  let pki: PkiModel | undefined;
+  // Both parts are checked, so one run lists every problem.
+  for (const parse of [
+    () => (broker = parseBrokerConfig(c.broker, `${PLATFORM_KEY}.broker`)),
+    () => (pki = parsePkiConfig(c.pki, `${PLATFORM_KEY}.pki`)),
+  ]) {
+    try {
+      parse();
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      issues.push(...e.issues);
+    }
+  }
+  if (broker === undefined || pki === undefined) throw new ConfigError(issues);
+  if (broker.plaintextListeners && c.target !== "docker") {
+    issues.push({
+      key: `${PLATFORM_KEY}.broker.plaintextListeners`,
+      message: `is true on target ${c.target}; plaintext listeners are for development brokers on Docker only: remove it (clients use the TLS listeners)`,
+    });
+  }
   const tagVersion = /:(\d+\.\d+\.\d+)(?:[-@]|$)/.exec(c.image)?.[1];
   if (tagVersion !== undefined && tagVersion !== broker.versionText) {
     issues.push({ key: `${PLATFORM_KEY}.broker.version`, message: `is ${broker.versionText} but the image tag says ${tagVersion}; set both to the version the image runs` });
@@ -211,6 +410,7 @@ export function parsePlatformConfig(raw: unknown): PlatformModel {
     nodes: c.nodes,
     adminUsername: c.adminUsername,
     broker,
+    pki,
     docker: c.docker,
     kubernetes: {
       namespace: k.namespace,

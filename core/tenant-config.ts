@@ -4,6 +4,8 @@
  */
 import { z } from "zod";
 import { STANDARD_BROKER_PORTS } from "./broker-baseline";
+import { brokerLoginName, subjectProblems, type CertificateSubject, type CertLoginFrom } from "./dn";
+import { DEFAULT_KEY, HOURS_PER_YEAR, earlyRenewalHoursField, keySchema, validityHoursField, validityProblems, type KeySpec, type Validity } from "./pki-config";
 import { ConfigError, formatPath, type ConfigIssue } from "./errors";
 import { NAME_PATTERN, NAME_RULE, USER_ID_PATTERN, USER_ID_RULE, rabbitUsername } from "./names";
 import { MAX_CLIENT_IDS_RANGE, compilePermissions, type CompiledPermissions } from "./permissions";
@@ -62,8 +64,33 @@ const grantsSchema = z.strictObject({
 });
 
 export const IDENTITY_KINDS = ["app", "device", "service"] as const;
-/** Certificate login arrives with the PKI work; until then only passwords. */
-export const AUTH_METHODS = ["password"] as const;
+/**
+ * password: a generated (or given) password, MQTT username `<tenant>:<identity>@<tenant>`.
+ * certificate: a client certificate signed by the tenant's issuer, no username, no password.
+ */
+export const AUTH_METHODS = ["password", "certificate"] as const;
+
+/**
+ * Subject fields a certificate may carry besides its CN. The CN is always the identity's RabbitMQ
+ * user name `<identity>@<tenant>`: tenant names are unique on a broker, so no two tenants' devices
+ * can ever get the same login name, whether the broker reads the DN or the CN.
+ */
+const subjectFieldsSchema = z.strictObject({
+  commonName: z
+    .never({ error: "cannot be set: the common name is always the identity's user name <identity>@<tenant>, which keeps login names unique across tenants" })
+    .optional(),
+  organization: z.string({ error: "must be a string" }).optional(),
+  organizationalUnit: z.string({ error: "must be a string" }).optional(),
+  country: z.string({ error: "must be a string" }).optional(),
+  province: z.string({ error: "must be a string" }).optional(),
+  locality: z.string({ error: "must be a string" }).optional(),
+  streetAddresses: z.array(z.string({ error: "must be a string" })).optional(),
+  postalCode: z.string({ error: "must be a string" }).optional(),
+  serialNumber: z.string({ error: "must be a string" }).optional(),
+});
+type SubjectFields = z.output<typeof subjectFieldsSchema>;
+
+const DEFAULT_CLIENT_CERTIFICATES = { validityHours: HOURS_PER_YEAR, earlyRenewalHours: 30 * 24 };
 
 const identitySchema = z.strictObject({
   name: nameSchema,
@@ -78,6 +105,8 @@ const identitySchema = z.strictObject({
   description: z.string().max(256).optional(),
   limits: identityLimitsSchema.optional(),
   grants: grantsSchema.optional(),
+  /** Only with auth: certificate. */
+  certificate: z.strictObject({ subject: subjectFieldsSchema.default({}) }).optional(),
 });
 
 export const tenantConfigSchema = z.strictObject({
@@ -119,6 +148,16 @@ export const tenantConfigSchema = z.strictObject({
    * broker-wide `mqtt_port_to_vhost_mapping`.
    */
   mqttPorts: z.array(intIn([1, 65535])).default([]),
+  /** Client certificates of `auth: certificate` identities: key, validity, subject defaults. */
+  certificates: z
+    .strictObject({
+      key: keySchema.default(DEFAULT_KEY),
+      validityHours: validityHoursField(DEFAULT_CLIENT_CERTIFICATES.validityHours),
+      earlyRenewalHours: earlyRenewalHoursField(DEFAULT_CLIENT_CERTIFICATES.earlyRenewalHours),
+      /** Subject fields every identity's certificate gets unless it sets its own; organization defaults to the tenant name. */
+      subject: subjectFieldsSchema.default({}),
+    })
+    .default({ key: DEFAULT_KEY, ...DEFAULT_CLIENT_CERTIFICATES, subject: {} }),
   identities: z.array(identitySchema).min(1, { error: "declare at least one identity" }),
 });
 
@@ -138,6 +177,11 @@ export interface IdentityModel {
   /** Grants as declared (or the role's defaults), placeholders unbound, for documentation. */
   readonly grants: { readonly publish: readonly string[]; readonly subscribe: readonly string[] };
   readonly permissions: CompiledPermissions;
+  /** For `auth: certificate`: the certificate's subject and the login name it gives, per broker setting. */
+  readonly certificate?: {
+    readonly subject: CertificateSubject;
+    readonly loginNames: Readonly<Record<CertLoginFrom, string>>;
+  };
 }
 
 export interface SubscriptionQueuePolicyModel {
@@ -158,6 +202,7 @@ export interface TenantModel {
   readonly subscriptionQueues?: SubscriptionQueuePolicyModel;
   /** This tenant's entries in `mqtt_port_to_vhost_mapping` (port as a decimal string -> vhost). */
   readonly portMappings: Readonly<Record<string, string>>;
+  readonly certificates: { readonly key: KeySpec } & Validity;
   readonly identities: readonly IdentityModel[];
 }
 
@@ -172,7 +217,7 @@ export function parseTenantConfig(
       parsed.error.issues.map((i) => ({ key: formatPath(TENANT_KEY, i.path), message: i.message })),
     );
   }
-  const issues: ConfigIssue[] = [];
+  const issues: ConfigIssue[] = [...validityProblems(parsed.data.certificates, `${TENANT_KEY}.certificates`)];
   const model = buildModel(parsed.data, issues);
   validatePasswords(model, passwords, issues);
   if (issues.length > 0) throw new ConfigError(issues);
@@ -250,6 +295,8 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel
       });
     }
     if (!ok) return;
+    const certificate = certificateOf(cfg, id, rabbitUsername(cfg.name, id.name), key, issues);
+    if (certificate === null) return;
     const limits = { maxClientIds: DEFAULT_MAX_CLIENT_IDS, ...cfg.identityLimits, ...id.limits };
     identities.push({
       name: id.name,
@@ -262,6 +309,7 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel
       limits,
       grants: { publish: [...grants.publish], subscribe: [...grants.subscribe] },
       permissions: compilePermissions(id.name, bound, limits.maxClientIds),
+      ...(certificate !== undefined ? { certificate } : {}),
     });
   });
 
@@ -300,7 +348,45 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel
         }
       : {}),
     portMappings,
+    certificates: { key: cfg.certificates.key, validityHours: cfg.certificates.validityHours, earlyRenewalHours: cfg.certificates.earlyRenewalHours },
     identities,
+  };
+}
+
+/**
+ * The certificate of an identity: undefined for password identities, null when invalid (issues
+ * recorded). The subject is the tenant's defaults, then the identity's own fields, with the CN set
+ * to the identity's user name.
+ */
+function certificateOf(
+  cfg: TenantConfigParsed,
+  id: TenantConfigParsed["identities"][number],
+  username: string,
+  key: (suffix: string) => string,
+  issues: ConfigIssue[],
+): IdentityModel["certificate"] | null | undefined {
+  if (id.auth !== "certificate") {
+    if (id.certificate !== undefined) {
+      issues.push({ key: key(".certificate"), message: "only for auth: certificate; remove it or set auth: certificate" });
+      return null;
+    }
+    return undefined;
+  }
+  const fields: SubjectFields = { organization: cfg.name, ...cfg.certificates.subject, ...id.certificate?.subject };
+  const { commonName: _never, streetAddresses, ...rest } = fields;
+  const subject: CertificateSubject = {
+    ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
+    ...(streetAddresses !== undefined && streetAddresses.length > 0 ? { streetAddresses } : {}),
+    commonName: username,
+  };
+  const problems = subjectProblems(subject, "distinguished_name");
+  if (problems.length > 0) {
+    issues.push(...problems.map((message) => ({ key: key(".certificate.subject"), message })));
+    return null;
+  }
+  return {
+    subject,
+    loginNames: { distinguished_name: brokerLoginName(subject, "distinguished_name"), common_name: brokerLoginName(subject, "common_name") },
   };
 }
 

@@ -1,28 +1,80 @@
 /**
- * The platform stack: the broker that tenant stacks provision. Config `platform` (see README);
- * everything is validated before the first resource is registered. Its outputs are what tenant
- * stacks read through a StackReference (core/broker-connection.ts PLATFORM_OUTPUTS).
+ * The platform stack: the broker that tenant stacks provision, and its PKI. Config `platform` (see
+ * README); everything is validated before the first resource is registered. Its outputs are what
+ * tenant stacks read through a StackReference (core/broker-connection.ts PLATFORM_OUTPUTS).
  */
+import * as pulumi from "@pulumi/pulumi";
+import { dockerCertificateNames, kubernetesCertificateNames, type CertificateNames } from "../core/broker-endpoints";
 import { PLATFORM_OUTPUTS } from "../core/broker-connection";
-import { ConfigError } from "../core/errors";
-import { PLATFORM_KEY, parsePlatformConfig, type PlatformModel } from "../core/platform-config";
+import { ConfigError, type ConfigIssue } from "../core/errors";
+import { PKI_CA_CERTIFICATE_KEY, PKI_CA_PRIVATE_KEY_KEY, PLATFORM_KEY, parsePlatformConfig, type PlatformModel } from "../core/platform-config";
 import { parseJsonConfig, rawConfig } from "./config";
-import { DockerBroker } from "../components/platform/docker-broker";
-import { KubernetesBroker } from "../components/platform/kubernetes-broker";
+import { DockerBroker, nodeHost } from "../components/platform/docker-broker";
+import { KubernetesBroker, kubernetesServiceNames } from "../components/platform/kubernetes-broker";
+import { PlatformPki } from "../components/pki/platform-pki";
 
-export function validatePlatformStack(): PlatformModel {
+/** The component name of the broker; its node and Service names go into the certificate. */
+const BROKER_NAME = "rabbitmq";
+
+const PEM_CERTIFICATE = /^\s*-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/;
+const PEM_PRIVATE_KEY = /^\s*-----BEGIN (?:RSA |EC )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END (?:RSA |EC )?PRIVATE KEY-----\s*$/;
+
+export interface ValidatedPlatformStack {
+  readonly model: PlatformModel;
+  /** Set when the CA is imported: its certificate and private key (from a secret). */
+  readonly importedCa?: { readonly certPem: string; readonly privateKeyPem: string };
+}
+
+export function validatePlatformStack(): ValidatedPlatformStack {
   const parsed = parseJsonConfig(PLATFORM_KEY, rawConfig(PLATFORM_KEY), false);
   if (parsed === undefined) throw new ConfigError([{ key: PLATFORM_KEY, message: "required: the broker platform (target, image, broker); see README" }]);
-  return parsePlatformConfig(parsed);
+  const model = parsePlatformConfig(parsed);
+  const certPem = rawConfig(PKI_CA_CERTIFICATE_KEY);
+  const keyPem = rawConfig(PKI_CA_PRIVATE_KEY_KEY);
+  if (model.pki.ca.source === "generate") {
+    const stray = [certPem !== undefined ? PKI_CA_CERTIFICATE_KEY : undefined, keyPem !== undefined ? PKI_CA_PRIVATE_KEY_KEY : undefined].filter((k) => k !== undefined);
+    if (stray.length > 0) {
+      throw new ConfigError(stray.map((key) => ({ key, message: "is set but platform.pki.ca.source is generate; set source: import to use it, or remove it" })));
+    }
+    return { model };
+  }
+  const issues: ConfigIssue[] = [];
+  if (certPem === undefined || !PEM_CERTIFICATE.test(certPem)) {
+    issues.push({ key: PKI_CA_CERTIFICATE_KEY, message: "required with platform.pki.ca.source import: the CA certificate as one PEM block (-----BEGIN CERTIFICATE-----)" });
+  }
+  // Never echo the key: it is a secret.
+  if (keyPem === undefined || !PEM_PRIVATE_KEY.test(keyPem)) {
+    issues.push({ key: PKI_CA_PRIVATE_KEY_KEY, message: "required with platform.pki.ca.source import: the CA's private key as one PEM block, set with --secret" });
+  }
+  if (issues.length > 0 || certPem === undefined || keyPem === undefined) throw new ConfigError(issues);
+  return { model, importedCa: { certPem, privateKeyPem: keyPem } };
+}
+
+function brokerCertificateNames(model: PlatformModel): CertificateNames {
+  const extra = model.pki.brokerCertificate;
+  if (model.target === "docker") {
+    return dockerCertificateNames(Array.from({ length: model.nodes }, (_, i) => nodeHost(BROKER_NAME, i)), model.docker.publishAddress, extra);
+  }
+  const { headless, services } = kubernetesServiceNames(model, BROKER_NAME);
+  return kubernetesCertificateNames({ name: BROKER_NAME, namespace: model.kubernetes.namespace, headless, nodes: model.nodes, services }, extra);
 }
 
 export function platformStack() {
-  const model = validatePlatformStack();
-  const broker = model.target === "docker" ? new DockerBroker("rabbitmq", { model }) : new KubernetesBroker("rabbitmq", { model });
+  const { model, importedCa } = validatePlatformStack();
+  const pki = new PlatformPki("pki", {
+    pki: model.pki,
+    brokerNames: brokerCertificateNames(model),
+    ...(importedCa !== undefined ? { importedCa: { certPem: importedCa.certPem, privateKeyPem: pulumi.secret(importedCa.privateKeyPem) } } : {}),
+  });
+  const tls = { caCertPem: pki.root.certPem, certPem: pki.broker.chainPem, privateKeyPem: pki.broker.privateKeyPem, verifyDepth: pki.verifyDepth };
+  const broker = model.target === "docker" ? new DockerBroker(BROKER_NAME, { model, tls }) : new KubernetesBroker(BROKER_NAME, { model, tls });
   return {
     [PLATFORM_OUTPUTS.managementUrl]: broker.managementUrl,
     [PLATFORM_OUTPUTS.adminUsername]: broker.adminUsername,
     [PLATFORM_OUTPUTS.adminPassword]: broker.adminPassword,
+    [PLATFORM_OUTPUTS.caCertificatePem]: pki.root.certPem,
+    [PLATFORM_OUTPUTS.certificateIssuers]: pki.issuers(),
+    [PLATFORM_OUTPUTS.certificateLoginFrom]: model.broker.tls.certificateLoginFrom,
     mqttEndpoints: broker.mqttEndpoints,
     brokerVersion: model.broker.versionText,
     ...(broker instanceof KubernetesBroker ? { tuningNotApplied: broker.tuningGaps } : {}),

@@ -5,6 +5,10 @@
  * through the platform stack), the secrets `brokerPassword` and `identityPasswords`.
  * Everything is validated before the first resource is registered.
  */
+import { createHash } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as rabbitmq from "@pulumi/rabbitmq";
 import {
@@ -17,7 +21,9 @@ import {
 import { ConfigError } from "../core/errors";
 import { parseJsonConfig, rawConfig } from "./config";
 import { IDENTITY_PASSWORDS_KEY, TENANT_KEY, parseTenantConfig, type TenantModel } from "../core/tenant-config";
+import type { CertLoginFrom } from "../core/dn";
 import type { ManagementConnection } from "../components/management/api";
+import type { IssuersOutput } from "../components/pki/platform-pki";
 import { MqttVhostMapping } from "../components/management/mqtt-vhost-mapping";
 import { Tenant } from "../components/tenant";
 
@@ -46,40 +52,83 @@ export function validateTenantStack(): ValidatedTenantStack {
     ]);
   }
   const broker = parseBrokerConnection(brokerRaw, rawConfig(BROKER_PASSWORD_KEY) !== undefined);
+  if (broker.kind === "direct") {
+    const issues = model.identities.flatMap((identity, i) =>
+      identity.auth === "certificate"
+        ? [{ key: `${TENANT_KEY}.identities[${i}].auth`, message: "certificate identities are signed by the platform stack's CA: set broker.stackReference (or use auth: password)" }]
+        : [],
+    );
+    if (issues.length > 0) throw new ConfigError(issues);
+  }
   return { model, broker, passwords: passwords as Record<string, string> };
 }
 
-function brokerConnection(broker: BrokerConnectionConfig): pulumi.Output<ManagementConnection> {
+interface PlatformView {
+  readonly connection: pulumi.Output<ManagementConnection>;
+  /** Only through a stack reference: the platform's CA, issuers and certificate login setting. */
+  readonly pki?: {
+    readonly caCertPem: pulumi.Output<string>;
+    readonly issuers: pulumi.Output<IssuersOutput>;
+    readonly loginFrom: pulumi.Output<CertLoginFrom>;
+  };
+}
+
+function platformView(broker: BrokerConnectionConfig): PlatformView {
   if (broker.kind === "direct") {
     const password = new pulumi.Config().requireSecret(BROKER_PASSWORD_KEY);
-    return pulumi.secret(
-      password.apply((p): ManagementConnection => ({ managementUrl: broker.managementUrl, username: broker.username, password: p })),
-    );
+    return {
+      connection: pulumi.secret(
+        password.apply((p): ManagementConnection => ({ managementUrl: broker.managementUrl, username: broker.username, password: p })),
+      ),
+    };
   }
   const platform = new pulumi.StackReference(broker.stackReference);
-  return pulumi.secret(
-    pulumi
-      .all([
-        platform.requireOutput(PLATFORM_OUTPUTS.managementUrl),
-        platform.requireOutput(PLATFORM_OUTPUTS.adminUsername),
-        platform.requireOutput(PLATFORM_OUTPUTS.adminPassword),
-      ])
-      .apply(([managementUrl, username, password]) => ({
-        managementUrl: String(managementUrl),
-        username: String(username),
-        password: String(password),
-      })),
-  );
+  const caCertPem = platform.requireOutput(PLATFORM_OUTPUTS.caCertificatePem).apply(String);
+  return {
+    connection: pulumi.secret(
+      pulumi
+        .all([
+          platform.requireOutput(PLATFORM_OUTPUTS.managementUrl),
+          platform.requireOutput(PLATFORM_OUTPUTS.adminUsername),
+          platform.requireOutput(PLATFORM_OUTPUTS.adminPassword),
+          caCertPem,
+        ])
+        .apply(([managementUrl, username, password, ca]) => ({
+          managementUrl: String(managementUrl),
+          username: String(username),
+          password: String(password),
+          caCertPem: ca,
+        })),
+    ),
+    pki: {
+      caCertPem,
+      issuers: pulumi.secret(platform.requireOutput(PLATFORM_OUTPUTS.certificateIssuers) as pulumi.Output<IssuersOutput>),
+      loginFrom: platform.requireOutput(PLATFORM_OUTPUTS.certificateLoginFrom) as pulumi.Output<CertLoginFrom>,
+    },
+  };
+}
+
+/**
+ * The rabbitmq provider (the terraform provider) trusts a private CA only from a file: the
+ * platform's CA certificate (public) is written where the provider can read it.
+ */
+function caCertFile(caCertPem: string): string {
+  const dir = path.join(os.tmpdir(), "rabbitmq-mqtt");
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `ca-${createHash("sha256").update(caCertPem).digest("hex").slice(0, 16)}.pem`);
+  writeFileSync(file, caCertPem);
+  return file;
 }
 
 export function tenantStack() {
   const { model, broker, passwords } = validateTenantStack();
 
-  const connection = brokerConnection(broker);
+  const { connection, pki } = platformView(broker);
   const provider = new rabbitmq.Provider("broker", {
     endpoint: connection.apply((c) => c.managementUrl),
     username: connection.apply((c) => c.username),
     password: pulumi.secret(connection.apply((c) => c.password)),
+    ...(pki !== undefined ? { cacertFile: pki.caCertPem.apply(caCertFile) } : {}),
   });
 
   const tenant = new Tenant(model.name, {
@@ -87,7 +136,30 @@ export function tenantStack() {
     provider,
     connection,
     passwords: Object.fromEntries(Object.entries(passwords).map(([k, v]) => [k, pulumi.secret(v)])),
+    ...(pki !== undefined
+      ? {
+          certificates: {
+            // The tenant's own intermediate when the platform made one, else the root.
+            issuer: pulumi.secret(pki.issuers.apply((i) => i.tenants[model.name] ?? i.root)),
+            loginFrom: pki.loginFrom,
+          },
+        }
+      : {}),
   });
+
+  // Certificate logins land in this tenant's vhost: login name -> vhost, broker-wide.
+  const certificateIdentities = Object.values(tenant.identities).filter((i) => i.auth === "certificate");
+  if (certificateIdentities.length > 0) {
+    new MqttVhostMapping(
+      `${model.name}-mqtt-default-vhosts`,
+      {
+        connection,
+        parameter: "mqtt_default_vhosts",
+        entries: pulumi.all(certificateIdentities.map((i) => i.username)).apply((names) => Object.fromEntries(names.map((n) => [n, model.vhost]))),
+      },
+      { dependsOn: [tenant] },
+    );
+  }
 
   if (Object.keys(model.portMappings).length > 0) {
     new MqttVhostMapping(
@@ -103,17 +175,25 @@ export function tenantStack() {
       Object.values(tenant.identities).map((i) => [
         i.name,
         {
+          auth: i.auth,
           username: i.username,
           role: i.role,
           clientIdPattern: i.clientIdPattern,
-          // MQTT logins name the vhost unless they use a dedicated port: `<vhost>:<user>`.
-          mqttUsername: `${model.vhost}:${i.username}`,
+          ...(i.auth === "password"
+            ? // MQTT logins name the vhost unless they use a dedicated port: `<vhost>:<user>`.
+              { mqttUsername: i.username.apply((u) => `${model.vhost}:${u}`) }
+            : // Certificate logins send no username: the certificate names the user and its vhost.
+              { certificatePem: i.certificatePem, certificateExpires: i.certificateExpires }),
         },
       ]),
     ),
     identityPasswords: pulumi.secret(
-      pulumi.all(Object.fromEntries(Object.values(tenant.identities).map((i) => [i.name, i.password]))),
+      pulumi.all(Object.fromEntries(Object.values(tenant.identities).flatMap((i) => (i.password ? [[i.name, i.password]] : [])))),
     ),
+    identityPrivateKeys: pulumi.secret(
+      pulumi.all(Object.fromEntries(Object.values(tenant.identities).flatMap((i) => (i.privateKeyPem ? [[i.name, i.privateKeyPem]] : [])))),
+    ),
+    ...(pki !== undefined ? { caCertificatePem: pki.caCertPem } : {}),
     mqttPorts: Object.keys(model.portMappings).map(Number),
   };
 }

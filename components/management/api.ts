@@ -2,7 +2,10 @@
  * A minimal client for the RabbitMQ management HTTP API, used inside dynamic providers.
  *
  * Dynamic providers are serialized and run by the Pulumi engine in a separate Node process, so
- * everything here is plain functions over global `fetch`: no captured clients, sockets or classes.
+ * everything here is plain functions: no captured clients, sockets or classes. Node's http/https
+ * modules are taken with `process.getBuiltinModule` at call time (nothing captured), because the
+ * platform's management API speaks HTTPS with a certificate from the platform's own CA, which
+ * global `fetch` cannot be told to trust.
  * Error messages carry method, path, status and the broker's reason, never credentials.
  */
 
@@ -10,6 +13,8 @@ export interface ManagementConnection {
   readonly managementUrl: string;
   readonly username: string;
   readonly password: string;
+  /** For https URLs: the CA certificate (PEM) the server's certificate must chain to. */
+  readonly caCertPem?: string;
 }
 
 export interface ApiResponse {
@@ -24,23 +29,31 @@ export async function managementRequest(
   body?: unknown,
   timeoutMs = 30_000,
 ): Promise<ApiResponse> {
-  const url = `${conn.managementUrl.replace(/\/+$/, "")}/api/${path}`;
+  const url = new URL(`${conn.managementUrl.replace(/\/+$/, "")}/api/${path}`);
   const headers: Record<string, string> = {
     authorization: `Basic ${Buffer.from(`${conn.username}:${conn.password}`).toString("base64")}`,
   };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  let res: Response;
+  const payload = body !== undefined ? JSON.stringify(body) : undefined;
+  if (payload !== undefined) {
+    headers["content-type"] = "application/json";
+    headers["content-length"] = String(Buffer.byteLength(payload));
+  }
+  let status: number;
+  let text: string;
   try {
-    res = await fetch(url, {
-      method,
-      headers,
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    ({ status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const options = { method, headers, timeout: timeoutMs, ...(conn.caCertPem !== undefined ? { ca: conn.caCertPem } : {}) };
+      const req =
+        url.protocol === "https:"
+          ? process.getBuiltinModule("node:https").request(url, options, (res) => collect(res, resolve, reject))
+          : process.getBuiltinModule("node:http").request(url, options, (res) => collect(res, resolve, reject));
+      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on("error", reject);
+      req.end(payload);
+    }));
   } catch (e) {
     throw new Error(`RabbitMQ management API ${method} /api/${path} failed: ${(e as Error).message}`);
   }
-  const text = await res.text();
   let parsed: unknown = text;
   if (text.length > 0) {
     try {
@@ -49,7 +62,18 @@ export async function managementRequest(
       parsed = text;
     }
   }
-  return { status: res.status, body: parsed };
+  return { status, body: parsed };
+}
+
+function collect(
+  res: import("node:http").IncomingMessage,
+  resolve: (r: { status: number; text: string }) => void,
+  reject: (e: Error) => void,
+): void {
+  const chunks: Buffer[] = [];
+  res.on("data", (c: Buffer) => chunks.push(c));
+  res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+  res.on("error", reject);
 }
 
 /** Like managementRequest, but throws unless the status is one of `ok`. */

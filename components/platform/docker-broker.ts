@@ -3,40 +3,39 @@
  * data volume and a container that gets the renderer's files as uploads (rabbitmq.conf holds the
  * admin password, so it is a secret), the Erlang flags as environment, the tuning's sysctls and
  * nofile ulimit, published ports and a health check. Several nodes form a cluster through classic
- * peer discovery and a shared, generated Erlang cookie.
+ * peer discovery and a shared, generated Erlang cookie. TLS: the CA bundle and the broker's
+ * certificate and key (a secret, readable by the broker only) are uploaded next to the config; a
+ * renewed certificate changes the uploads, so `pulumi up` replaces the containers with it.
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { CONTAINER_CONFIG_FILE, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
+import { brokerListeners, listenerUrl, type Listener } from "../../core/broker-endpoints";
+import { CONTAINER_CONFIG_FILE, CONTAINER_TLS_FILES, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import type { PlatformModel } from "../../core/platform-config";
 
 /** The official image runs RabbitMQ as this user; files it must read belong to it. */
 const RABBITMQ_UID = "999";
 
+/** The broker's TLS material (from PlatformPki). */
+export interface BrokerTls {
+  readonly caCertPem: pulumi.Input<string>;
+  /** The broker's certificate chain. */
+  readonly certPem: pulumi.Input<string>;
+  /** Secret. */
+  readonly privateKeyPem: pulumi.Input<string>;
+  /** See core/broker-config.ts TlsFiles.depth. */
+  readonly verifyDepth: number;
+}
+
 export interface DockerBrokerArgs {
   readonly model: PlatformModel;
+  readonly tls: BrokerTls;
 }
 
-export interface PublishedPorts {
-  readonly mqtt: number;
-  readonly webMqtt: number;
-  readonly management: number;
-  readonly amqp: number | null;
-  readonly tenantMqtt: readonly number[];
-}
-
-/** Host ports of node `i`: each listener's port plus i x offset (node 0 keeps the real ports). */
-export function publishedPorts(model: PlatformModel, i: number): PublishedPorts {
-  const shift = (p: number) => p + i * model.docker.hostPortOffset;
-  const l = model.broker.listeners;
-  return {
-    mqtt: shift(l.mqtt),
-    webMqtt: shift(l.webMqtt),
-    management: shift(l.management),
-    amqp: l.amqp === null ? null : shift(l.amqp),
-    tenantMqtt: l.tenantMqtt.map(shift),
-  };
+/** Host port of a listener on node `i`: its port plus i x offset (node 0 keeps the real ports). */
+export function publishedPort(model: PlatformModel, listener: Listener, i: number): number {
+  return listener.port + i * model.docker.hostPortOffset;
 }
 
 export function nodeHost(name: string, i: number): string {
@@ -67,20 +66,26 @@ export class DockerBroker extends pulumi.ComponentResource {
     const hosts = Array.from({ length: model.nodes }, (_, i) => nodeHost(name, i));
     const clusterNodes = hosts.map((h) => `rabbit@${h}`);
     const t = model.broker.tuning;
+    const listeners = brokerListeners(model.broker);
 
     this.containers = hosts.map((host, i) => {
       const volume = new docker.Volume(`${host}-data`, { name: `${host}-data` }, child);
       const conf = pulumi.secret(
         this.adminPassword.apply((pw) =>
-          renderRabbitmqConf(model.broker, { adminUsername: model.adminUsername, adminPassword: pw, cluster: { nodes: clusterNodes } }),
+          renderRabbitmqConf(model.broker, {
+            adminUsername: model.adminUsername,
+            adminPassword: pw,
+            cluster: { nodes: clusterNodes },
+            tls: { ...CONTAINER_TLS_FILES, depth: args.tls.verifyDepth },
+          }),
         ),
       );
-      const ports = publishedPorts(model, i);
-      const l = model.broker.listeners;
-      const publish = (internal: number, external: number): docker.types.input.ContainerPort => ({
-        internal,
-        external,
-        ip: model.docker.publishAddress,
+      const file = (path: string, content: pulumi.Input<string>, permissions: string): docker.types.input.ContainerUpload => ({
+        file: path,
+        content,
+        owner: RABBITMQ_UID,
+        group: RABBITMQ_UID,
+        permissions,
       });
       return new docker.Container(
         host,
@@ -91,8 +96,12 @@ export class DockerBroker extends pulumi.ComponentResource {
           restart: "unless-stopped",
           envs: [`RABBITMQ_NODENAME=rabbit@${host}`, ...Object.entries(renderEnv(model.broker)).map(([k, v]) => `${k}=${v}`)],
           uploads: [
-            { file: CONTAINER_CONFIG_FILE, content: conf, owner: RABBITMQ_UID, group: RABBITMQ_UID, permissions: "0600" },
-            { file: "/etc/rabbitmq/enabled_plugins", content: renderEnabledPlugins(model.broker), owner: RABBITMQ_UID, group: RABBITMQ_UID, permissions: "0644" },
+            file(CONTAINER_CONFIG_FILE, conf, "0600"),
+            file("/etc/rabbitmq/enabled_plugins", renderEnabledPlugins(model.broker), "0644"),
+            file(CONTAINER_TLS_FILES.caFile, args.tls.caCertPem, "0644"),
+            file(CONTAINER_TLS_FILES.certFile, args.tls.certPem, "0644"),
+            // Upload contents are stored in the state: the key stays a secret there.
+            file(CONTAINER_TLS_FILES.keyFile, pulumi.secret(args.tls.privateKeyPem), "0600"),
             {
               file: "/var/lib/rabbitmq/.erlang.cookie",
               content: pulumi.secret(cookie.result),
@@ -103,13 +112,11 @@ export class DockerBroker extends pulumi.ComponentResource {
           ],
           volumes: [{ volumeName: volume.name, containerPath: "/var/lib/rabbitmq/mnesia" }],
           networksAdvanced: [{ name: network.name, aliases: [host] }],
-          ports: [
-            publish(l.mqtt, ports.mqtt),
-            publish(l.webMqtt, ports.webMqtt),
-            publish(l.management, ports.management),
-            ...(l.amqp !== null && ports.amqp !== null ? [publish(l.amqp, ports.amqp)] : []),
-            ...l.tenantMqtt.map((p, k) => publish(p, ports.tenantMqtt[k]!)),
-          ],
+          ports: listeners.map((listener) => ({
+            internal: listener.port,
+            external: publishedPort(model, listener, i),
+            ip: model.docker.publishAddress,
+          })),
           // Every tuning sysctl is a per-network-namespace net.* setting, which Docker sets per container.
           sysctls: { ...t.sysctls },
           ulimits: [{ name: "nofile", soft: t.openFiles, hard: t.openFiles }],
@@ -125,13 +132,11 @@ export class DockerBroker extends pulumi.ComponentResource {
       );
     });
 
-    const first = publishedPorts(model, 0);
-    this.managementUrl = `http://${model.docker.publishAddress}:${first.management}`;
-    this.mqttEndpoints = [
-      `mqtt://${model.docker.publishAddress}:${first.mqtt}`,
-      `ws://${model.docker.publishAddress}:${first.webMqtt}/ws`,
-      ...first.tenantMqtt.map((p) => `mqtt://${model.docker.publishAddress}:${p}`),
-    ];
+    const host = model.docker.publishAddress;
+    this.managementUrl = `https://${host}:${model.broker.listeners.managementHttps}`;
+    this.mqttEndpoints = listeners
+      .filter((l) => ["mqtts", "wss", "mqtt", "ws"].includes(l.protocol))
+      .map((l) => listenerUrl(l, host));
     this.registerOutputs({ managementUrl: this.managementUrl, mqttEndpoints: this.mqttEndpoints });
   }
 }

@@ -7,16 +7,27 @@
  * ConfigMap for enabled_plugins, one Service per listener, a PodDisruptionBudget, pod
  * anti-affinity, requests = limits, a volume claim per pod, and the tuning's sysctls split into
  * what a pod may set on this Kubernetes version and what needs a privileged init container.
+ * TLS: a Secret with the CA bundle and the broker's certificate and key, mounted read-only; the
+ * pod template carries a digest of the certificate, so a renewal rolls the pods onto it.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { CONTAINER_CONFIG_FILE, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
+import { createHash } from "node:crypto";
+import { brokerListeners, listenerUrl } from "../../core/broker-endpoints";
+import { CONTAINER_CONFIG_FILE, CONTAINER_TLS_DIR, CONTAINER_TLS_FILES, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import type { PlatformModel } from "../../core/platform-config";
 import { splitKubernetesSysctls } from "../../core/tuning";
+import type { BrokerTls } from "./docker-broker";
 
 export interface KubernetesBrokerArgs {
   readonly model: PlatformModel;
+  readonly tls: BrokerTls;
+}
+
+/** Names of the headless Service and of each listener's Service, for certificates and URLs. */
+export function kubernetesServiceNames(model: PlatformModel, name: string): { headless: string; services: string[] } {
+  return { headless: `${name}-nodes`, services: brokerListeners(model.broker).map((l) => `${name}-${l.name}`) };
 }
 
 /** What the tuning wants but Kubernetes cannot apply here, for the stack to report. */
@@ -48,7 +59,7 @@ export class KubernetesBroker extends pulumi.ComponentResource {
     const child = { parent: this };
     const ns = kc.namespace;
     const labels = { "app.kubernetes.io/name": "rabbitmq", "app.kubernetes.io/instance": name };
-    const headless = `${name}-nodes`;
+    const { headless } = kubernetesServiceNames(model, name);
 
     const adminPassword = new random.RandomPassword(`${name}-admin-password`, { length: 32, special: false }, child);
     const cookie = new random.RandomPassword(`${name}-erlang-cookie`, { length: 48, special: false, lower: false }, child);
@@ -70,6 +81,7 @@ export class KubernetesBroker extends pulumi.ComponentResource {
               adminPassword: pw,
               cluster: { nodes: clusterNodes },
               memoryLimitBytes: kc.memoryBytes,
+              tls: { ...CONTAINER_TLS_FILES, depth: args.tls.verifyDepth },
             }),
             ".erlang.cookie": erlangCookie,
           })),
@@ -83,14 +95,25 @@ export class KubernetesBroker extends pulumi.ComponentResource {
       inNs,
     );
 
+    const tlsSecret = new k8s.core.v1.Secret(
+      `${name}-tls`,
+      {
+        metadata: { name: `${name}-tls`, namespace: ns, labels },
+        stringData: pulumi.secret(
+          pulumi.all([args.tls.caCertPem, args.tls.certPem, args.tls.privateKeyPem]).apply(([ca, cert, key]) => ({
+            "ca.pem": ca,
+            "cert.pem": cert,
+            "key.pem": key,
+          })),
+        ),
+      },
+      inNs,
+    );
+    // RabbitMQ reads the files at start: a new certificate needs new pods.
+    const tlsDigest = pulumi.output(args.tls.certPem).apply((c) => createHash("sha256").update(c).digest("hex").slice(0, 16));
+
     const l = model.broker.listeners;
-    const ports = [
-      { name: "mqtt", port: l.mqtt },
-      { name: "web-mqtt", port: l.webMqtt },
-      { name: "management", port: l.management },
-      ...(l.amqp !== null ? [{ name: "amqp", port: l.amqp }] : []),
-      ...l.tenantMqtt.map((p) => ({ name: `mqtt-${p}`, port: p })),
-    ];
+    const ports = brokerListeners(model.broker);
 
     new k8s.core.v1.Service(
       headless,
@@ -108,7 +131,7 @@ export class KubernetesBroker extends pulumi.ComponentResource {
     );
     // One Service per listener: MQTT devices, browsers and operators reach different things.
     for (const p of ports) {
-      const internalOnly = p.name === "management" || p.name === "amqp";
+      const internalOnly = p.internalOnly;
       new k8s.core.v1.Service(
         `${name}-${p.name}`,
         {
@@ -146,7 +169,7 @@ export class KubernetesBroker extends pulumi.ComponentResource {
           podManagementPolicy: "Parallel",
           selector: { matchLabels: labels },
           template: {
-            metadata: { labels },
+            metadata: { labels, annotations: { "rabbitmq-mqtt/tls-certificate": tlsDigest } },
             spec: {
               terminationGracePeriodSeconds: 600,
               affinity: {
@@ -197,8 +220,9 @@ export class KubernetesBroker extends pulumi.ComponentResource {
                     { name: "data", mountPath: "/var/lib/rabbitmq" },
                     { name: "config", mountPath: CONTAINER_CONFIG_FILE, subPath: "rabbitmq.conf" },
                     { name: "plugins", mountPath: "/etc/rabbitmq/enabled_plugins", subPath: "enabled_plugins" },
+                    { name: "tls", mountPath: CONTAINER_TLS_DIR, readOnly: true },
                   ],
-                  readinessProbe: { tcpSocket: { port: l.mqtt }, initialDelaySeconds: 10, periodSeconds: 10 },
+                  readinessProbe: { tcpSocket: { port: l.mqtts }, initialDelaySeconds: 10, periodSeconds: 10 },
                   livenessProbe: {
                     exec: { command: ["rabbitmq-diagnostics", "-q", "ping"] },
                     initialDelaySeconds: 60,
@@ -210,6 +234,8 @@ export class KubernetesBroker extends pulumi.ComponentResource {
               volumes: [
                 { name: "config", secret: { secretName: secret.metadata.name, defaultMode: 0o440 } },
                 { name: "plugins", configMap: { name: plugins.metadata.name } },
+                // 0440 with fsGroup 999: the broker (group rabbitmq) reads the key, nobody else.
+                { name: "tls", secret: { secretName: tlsSecret.metadata.name, defaultMode: 0o440 } },
               ],
             },
           },
@@ -228,12 +254,11 @@ export class KubernetesBroker extends pulumi.ComponentResource {
       inNs,
     );
 
-    this.managementUrl = `http://${name}-management.${ns}.svc.cluster.local:${l.management}`;
-    this.mqttEndpoints = [
-      `mqtt://${name}-mqtt.${ns}.svc.cluster.local:${l.mqtt}`,
-      `ws://${name}-web-mqtt.${ns}.svc.cluster.local:${l.webMqtt}/ws`,
-      ...l.tenantMqtt.map((p) => `mqtt://${name}-mqtt-${p}.${ns}.svc.cluster.local:${p}`),
-    ];
+    const serviceHost = (listenerName: string) => `${name}-${listenerName}.${ns}.svc.cluster.local`;
+    this.managementUrl = `https://${serviceHost("management-tls")}:${l.managementHttps}`;
+    this.mqttEndpoints = ports
+      .filter((p) => ["mqtts", "wss", "mqtt", "ws"].includes(p.protocol))
+      .map((p) => listenerUrl(p, serviceHost(p.name)));
     this.registerOutputs({ managementUrl: this.managementUrl, mqttEndpoints: this.mqttEndpoints, tuningGaps: this.tuningGaps });
   }
 }

@@ -348,6 +348,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   // The product's renderer writes the broker's files; only ports and the bind address are the test's.
   const model = parseBrokerConfig(
     {
+      plaintextListeners: true,
       ...opts.broker,
       version: installedVersionText(),
       listeners: { mqtt: mqttPort, webMqtt: webMqttPort, management: managementPort, amqp: amqpPort, tenantMqtt: [tenantMqttPort] },

@@ -75,6 +75,13 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
     const state: Record<string, unknown> = { ...inputs };
     if (args.type === "random:index/randomPassword:RandomPassword") state["result"] = `generated-${args.name}`;
     if (args.type === "docker:index/remoteImage:RemoteImage") state["imageId"] = `sha256:image-of-${String(inputs["name"])}`;
+    // @pulumi/tls: labelled placeholders, enough to follow the wiring (real ones: tests/support/tls-provider.ts).
+    if (args.type === "tls:index/privateKey:PrivateKey") state["privateKeyPem"] = `PRIVATE KEY of ${args.name}`;
+    if (args.type === "tls:index/certRequest:CertRequest") state["certRequestPem"] = `CSR of ${args.name}`;
+    if (args.type === "tls:index/selfSignedCert:SelfSignedCert" || args.type === "tls:index/locallySignedCert:LocallySignedCert") {
+      state["certPem"] = `CERT of ${args.name}`;
+      state["validityEndTime"] = "2027-11-25T00:00:00Z";
+    }
     if (args.type === "pulumi:pulumi:StackReference") {
       state["outputs"] = this.stackOutputs[String(inputs["name"])] ?? {};
     }

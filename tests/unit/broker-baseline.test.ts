@@ -10,7 +10,7 @@ describe("securityBaseline", () => {
       "default_user = admin-1",
       "default_pass = s3cret-value",
       "default_user_tags.administrator = true",
-      "auth_mechanisms.1 = EXTERNAL",
+      "auth_mechanisms.1 = none",
     ]);
   });
 
@@ -25,7 +25,7 @@ describe("securityBaseline", () => {
   it("offers PLAIN and AMQPLAIN only when asked to", () => {
     const lines = securityBaseline({ version: { major: 4, minor: 0 }, ...admin, amqpPasswordLogins: true });
     expect(lines).toEqual(expect.arrayContaining(["auth_mechanisms.1 = PLAIN", "auth_mechanisms.2 = AMQPLAIN"]));
-    expect(lines).not.toContain("auth_mechanisms.1 = EXTERNAL");
+    expect(lines).not.toContain("auth_mechanisms.1 = none");
   });
 
   it.each([

@@ -4,23 +4,55 @@ import { ConfigError } from "../../core/errors";
 import { parseBrokerConfig, parsePlatformConfig, type BrokerConfigInput } from "../../core/platform-config";
 import { splitKubernetesSysctls, tuningFor } from "../../core/tuning";
 
-const secrets = { adminUsername: "admin", adminPassword: "pw-0123456789" };
+const tls = { caFile: "/etc/rabbitmq/tls/ca.pem", certFile: "/etc/rabbitmq/tls/cert.pem", keyFile: "/etc/rabbitmq/tls/key.pem", depth: 1 };
+const secrets = { adminUsername: "admin", adminPassword: "pw-0123456789", tls };
 const model = (input: Partial<BrokerConfigInput> = {}) => parseBrokerConfig({ version: "4.0.9", ...input });
 const lines = (conf: string) => conf.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
 
 describe("renderRabbitmqConf", () => {
-  it("renders the default platform broker for 4.0 exactly", () => {
+  it("renders the default platform broker for 4.0 exactly: TLS listeners only, peer verification, certificate login", () => {
+    const tlsOptions = (prefix: string, verify: boolean) => [
+      `${prefix}.cacertfile = /etc/rabbitmq/tls/ca.pem`,
+      `${prefix}.certfile = /etc/rabbitmq/tls/cert.pem`,
+      `${prefix}.keyfile = /etc/rabbitmq/tls/key.pem`,
+      ...(verify ? [`${prefix}.verify = verify_peer`, `${prefix}.fail_if_no_peer_cert = false`] : []),
+      `${prefix}.depth = 1`,
+      `${prefix}.versions.1 = tlsv1.3`,
+      `${prefix}.versions.2 = tlsv1.2`,
+      `${prefix}.ciphers.1 = TLS_AES_256_GCM_SHA384`,
+      `${prefix}.ciphers.2 = TLS_AES_128_GCM_SHA256`,
+      `${prefix}.ciphers.3 = TLS_CHACHA20_POLY1305_SHA256`,
+      `${prefix}.ciphers.4 = ECDHE-ECDSA-AES256-GCM-SHA384`,
+      `${prefix}.ciphers.5 = ECDHE-RSA-AES256-GCM-SHA384`,
+      `${prefix}.ciphers.6 = ECDHE-ECDSA-AES128-GCM-SHA256`,
+      `${prefix}.ciphers.7 = ECDHE-RSA-AES128-GCM-SHA256`,
+      `${prefix}.ciphers.8 = ECDHE-ECDSA-CHACHA20-POLY1305`,
+      `${prefix}.ciphers.9 = ECDHE-RSA-CHACHA20-POLY1305`,
+      `${prefix}.honor_cipher_order = true`,
+      `${prefix}.honor_ecc_order = true`,
+      `${prefix}.secure_renegotiate = true`,
+      `${prefix}.client_renegotiation = false`,
+    ];
     expect(lines(renderRabbitmqConf(model(), secrets))).toEqual([
       "mqtt.allow_anonymous = false",
       "anonymous_login_user = none",
       "default_user = admin",
       "default_pass = pw-0123456789",
       "default_user_tags.administrator = true",
-      "auth_mechanisms.1 = EXTERNAL",
-      "listeners.tcp.default = 5672",
-      "management.tcp.port = 15672",
-      "mqtt.listeners.tcp.default = 1883",
+      "auth_mechanisms.1 = none",
+      "listeners.tcp = none",
+      "mqtt.listeners.tcp = none",
+      "web_mqtt.tcp.ip = 127.0.0.1",
       "web_mqtt.tcp.port = 15675",
+      "listeners.ssl = none",
+      "mqtt.listeners.ssl.default = 8883",
+      "web_mqtt.ssl.port = 15676",
+      "management.ssl.port = 15671",
+      ...tlsOptions("ssl_options", true),
+      ...tlsOptions("web_mqtt.ssl", false),
+      ...tlsOptions("management.ssl", true),
+      "mqtt.ssl_cert_login = true",
+      "ssl_cert_login_from = distinguished_name",
       "vm_memory_high_watermark.relative = 0.6",
       "disk_free_limit.absolute = 2048MiB",
       "mqtt.max_session_expiry_interval_seconds = 86400",
@@ -28,6 +60,36 @@ describe("renderRabbitmqConf", () => {
       "mqtt.tcp_listen_options.nodelay = true",
       "mqtt.tcp_listen_options.keepalive = true",
     ]);
+  });
+
+  it("turns Web MQTT's plaintext listener off on 3.10 (the only schema that can), and never renders management over HTTP", () => {
+    const conf = lines(renderRabbitmqConf(model({ version: "3.10.8" }), secrets));
+    expect(conf).toContain("web_mqtt.tcp.listener = none");
+    expect(conf.join("\n")).not.toMatch(/web_mqtt\.tcp\.(port|ip)|management\.tcp|listeners\.tcp\.default/);
+  });
+
+  it("keeps plaintext listeners only when the stack asks (development)", () => {
+    const conf = lines(renderRabbitmqConf(model({ plaintextListeners: true }), secrets));
+    expect(conf).toEqual(expect.arrayContaining(["listeners.tcp.default = 5672", "management.tcp.port = 15672", "mqtt.listeners.tcp.default = 1883", "web_mqtt.tcp.port = 15675", "mqtt.listeners.ssl.default = 8883"]));
+    expect(conf).not.toContain("mqtt.listeners.tcp = none");
+  });
+
+  it("renders AMQPS and dedicated TLS ports when configured, and takes the login name source from config", () => {
+    const conf = lines(
+      renderRabbitmqConf(model({ listeners: { amqps: 5671, tenantMqtts: [18884] }, tls: { certificateLoginFrom: "common_name", versions: ["tlsv1.3"] } }), secrets),
+    );
+    expect(conf).toEqual(expect.arrayContaining(["listeners.ssl.default = 5671", "mqtt.listeners.ssl.tenant_18884 = 18884", "ssl_cert_login_from = common_name", "ssl_options.versions.1 = tlsv1.3"]));
+    expect(conf).not.toContain("ssl_options.versions.2 = tlsv1.2");
+  });
+
+  it("refuses to render a broker without TLS files unless it keeps plaintext listeners", () => {
+    const { tls: _none, ...plain } = secrets;
+    expect(() => renderRabbitmqConf(model(), plain)).toThrow(/TLS files are required/);
+    expect(lines(renderRabbitmqConf(model({ plaintextListeners: true }), plain)).join("\n")).not.toMatch(/ssl/);
+  });
+
+  it("refuses TLS file paths rabbitmq.conf cannot hold", () => {
+    expect(() => renderRabbitmqConf(model(), { ...secrets, tls: { ...tls, keyFile: "/etc/my key.pem" } })).toThrow(/plain paths/);
   });
 
   it("uses mqtt.subscription_ttl (ms) before 3.13, which rejects it afterwards", () => {
@@ -44,7 +106,7 @@ describe("renderRabbitmqConf", () => {
   });
 
   it("binds every listener to one address when asked (tests, single-host setups)", () => {
-    const conf = renderRabbitmqConf(model({ listeners: { tenantMqtt: [18883] } }), { ...secrets, bindAddress: "127.0.0.1" });
+    const conf = renderRabbitmqConf(model({ plaintextListeners: true, listeners: { tenantMqtt: [18883], tenantMqtts: [18884] } }), { ...secrets, bindAddress: "127.0.0.1" });
     expect(lines(conf)).toEqual(
       expect.arrayContaining([
         "listeners.tcp.default = 127.0.0.1:5672",
@@ -52,6 +114,10 @@ describe("renderRabbitmqConf", () => {
         "mqtt.listeners.tcp.default = 127.0.0.1:1883",
         "mqtt.listeners.tcp.tenant_18883 = 127.0.0.1:18883",
         "web_mqtt.tcp.ip = 127.0.0.1",
+        "mqtt.listeners.ssl.default = 127.0.0.1:8883",
+        "mqtt.listeners.ssl.tenant_18884 = 127.0.0.1:18884",
+        "web_mqtt.ssl.ip = 127.0.0.1",
+        "management.ssl.ip = 127.0.0.1",
       ]),
     );
   });
@@ -73,7 +139,7 @@ describe("renderRabbitmqConf", () => {
   });
 
   it("turns the AMQP listener off when the platform has none", () => {
-    expect(lines(renderRabbitmqConf(model({ listeners: { amqp: null } }), secrets))).toContain("listeners.tcp = none");
+    expect(lines(renderRabbitmqConf(model({ plaintextListeners: true, listeners: { amqp: null } }), secrets))).toContain("listeners.tcp = none");
   });
 
   it("renders the large-fleet tuning: backlog 4096, equal buffers, metrics collector off", () => {
@@ -147,8 +213,12 @@ describe("parseBrokerConfig: bad input names the key", () => {
     [{ version: "3.9.29" }, "platform.broker.version: must be a RabbitMQ version x.y.z, 3.10.0 or later"],
     [{ version: "4.0" }, "platform.broker.version: must be a RabbitMQ version x.y.z, 3.10.0 or later"],
     [{ version: "4.0.9", listeners: { mqtt: 0 } }, "platform.broker.listeners.mqtt: must be at least 1"],
-    [{ version: "4.0.9", listeners: { webMqtt: 1883 } }, "platform.broker.listeners.webMqtt: port 1883 is already used by platform.broker.listeners.mqtt; every listener needs its own port"],
-    [{ version: "4.0.9", listeners: { tenantMqtt: [15672] } }, "platform.broker.listeners.tenantMqtt[0]: port 15672 is already used by platform.broker.listeners.management; every listener needs its own port"],
+    [{ version: "4.0.9", plaintextListeners: true, listeners: { webMqtt: 1883 } }, "platform.broker.listeners.webMqtt: port 1883 is already used by platform.broker.listeners.mqtt; every listener needs its own port"],
+    [{ version: "4.0.9", plaintextListeners: true, listeners: { tenantMqtt: [15672] } }, "platform.broker.listeners.tenantMqtt[0]: port 15672 is already used by platform.broker.listeners.management; every listener needs its own port"],
+    [{ version: "4.0.9", listeners: { tenantMqtts: [8883] } }, "platform.broker.listeners.tenantMqtts[0]: port 8883 is already used by platform.broker.listeners.mqtts; every listener needs its own port"],
+    [{ version: "4.0.9", listeners: { tenantMqtt: [18883] } }, "platform.broker.listeners.tenantMqtt: plaintext tenant listeners need plaintextListeners: true (development only); use listeners.tenantMqtts for TLS"],
+    [{ version: "4.0.9", tls: { versions: ["tlsv1.1"] } }, "platform.broker.tls.versions[0]: must be one of: tlsv1.3, tlsv1.2 (older versions are broken)"],
+    [{ version: "4.0.9", tls: { certificateLoginFrom: "subject_alternative_name" } }, "platform.broker.tls.certificateLoginFrom: must be one of: distinguished_name, common_name"],
     [{ version: "4.0.9", plugins: ["mqtt"] }, "platform.broker.plugins[0]: a RabbitMQ plugin name, e.g. rabbitmq_prometheus"],
     [{ version: "4.0.9", memoryHighWatermark: 0.95 }, "platform.broker.memoryHighWatermark: must be at most 0.9"],
     [{ version: "4.0.9", diskFreeLimitMiB: 10 }, "platform.broker.diskFreeLimitMiB: must be at least 50"],
@@ -180,6 +250,19 @@ describe("parsePlatformConfig: every platform field refuses bad input, naming it
     ["kubernetes.serviceType", { ...k8s, kubernetes: { serviceType: "Ingress" } }, "platform.kubernetes.serviceType"],
     ["kubernetes.privilegedSysctls", { ...k8s, kubernetes: { privilegedSysctls: "yes" } }, "platform.kubernetes.privilegedSysctls"],
     ["broker missing", { target: "docker", image: "rabbitmq:4.0.9" }, "platform.broker"],
+    ["plaintext listeners on Kubernetes", { ...k8s, broker: { version: "4.0.9", plaintextListeners: true } }, "platform.broker.plaintextListeners"],
+    ["pki.ca.source", { ...base, pki: { ca: { source: "vault" } } }, "platform.pki.ca.source"],
+    ["pki.key.algorithm", { ...base, pki: { key: { algorithm: "DSA" } } }, "platform.pki.key.algorithm"],
+    ["pki.key.rsaBits", { ...base, pki: { key: { algorithm: "RSA", rsaBits: 1024 } } }, "platform.pki.key.rsaBits"],
+    ["pki.key.ecdsaCurve", { ...base, pki: { key: { ecdsaCurve: "P224" } } }, "platform.pki.key.ecdsaCurve"],
+    ["pki.ca.validityHours", { ...base, pki: { ca: { validityHours: 1 } } }, "platform.pki.ca.validityHours"],
+    ["pki renewal window as long as validity", { ...base, pki: { brokerCertificate: { validityHours: 720, earlyRenewalHours: 720 } } }, "platform.pki.brokerCertificate.earlyRenewalHours"],
+    ["pki certificate outliving the CA", { ...base, pki: { ca: { validityHours: 8760, earlyRenewalHours: 100 }, tenantAuthorities: { validityHours: 9000, earlyRenewalHours: 100 } } }, "platform.pki.tenantAuthorities.validityHours"],
+    ["pki broker DNS name", { ...base, pki: { brokerCertificate: { dnsNames: ["MQTT example com"] } } }, "platform.pki.brokerCertificate.dnsNames[0]"],
+    ["pki broker IP", { ...base, pki: { brokerCertificate: { ipAddresses: ["300.1.1.1"] } } }, "platform.pki.brokerCertificate.ipAddresses[0]"],
+    ["pki tenant authority name", { ...base, pki: { tenantAuthorities: { tenants: ["Acme Corp"] } } }, "platform.pki.tenantAuthorities.tenants[0]"],
+    ["pki tenant listed twice", { ...base, pki: { tenantAuthorities: { tenants: ["acme", "acme"] } } }, "platform.pki.tenantAuthorities.tenants[1]"],
+    ["pki.ca.commonName control character", { ...base, pki: { ca: { commonName: "root\nCA" } } }, "platform.pki.ca.commonName"],
   ])("%s", (_label, raw, key) => {
     let issues: readonly { key: string }[] = [];
     try {

@@ -45,20 +45,49 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
     expect(conf?.permissions).toBe("0600");
     expect(conf?.content).toContain("# Rendered by rabbitmq-mqtt for RabbitMQ 4.0.9");
     expect(conf?.content).toContain("default_pass = generated-rabbitmq-admin-password");
-    expect(conf?.content).toContain("mqtt.listeners.tcp.tenant_18883 = 18883");
+    expect(conf?.content).toContain("mqtt.listeners.ssl.tenant_18883 = 18883");
+    expect(conf?.content).toContain("ssl_options.cacertfile = /etc/rabbitmq/tls/ca.pem");
+    // acme has an intermediate CA: one intermediate may sit between a client and the root.
+    expect(conf?.content).toContain("ssl_options.depth = 1");
     expect(conf?.content).not.toMatch(/cluster_formation/);
     expect(upload(container!, "/etc/rabbitmq/enabled_plugins")?.content).toBe("[rabbitmq_management,rabbitmq_mqtt,rabbitmq_web_mqtt].\n");
     expect(upload(container!, "/var/lib/rabbitmq/.erlang.cookie")).toMatchObject({ content: "generated-rabbitmq-erlang-cookie", permissions: "0400" });
   });
 
-  it("publishes every listener on 127.0.0.1 only", () => {
+  it("publishes every listener on 127.0.0.1 only: TLS ones, and the plaintext ones the dev stack keeps", () => {
     expect(container?.inputs["ports"]).toEqual([
+      { internal: 8883, external: 8883, ip: "127.0.0.1" },
+      { internal: 15676, external: 15676, ip: "127.0.0.1" },
+      { internal: 15671, external: 15671, ip: "127.0.0.1" },
+      { internal: 18883, external: 18883, ip: "127.0.0.1" },
       { internal: 1883, external: 1883, ip: "127.0.0.1" },
       { internal: 15675, external: 15675, ip: "127.0.0.1" },
       { internal: 15672, external: 15672, ip: "127.0.0.1" },
       { internal: 5672, external: 5672, ip: "127.0.0.1" },
-      { internal: 18883, external: 18883, ip: "127.0.0.1" },
     ]);
+  });
+
+  it("uploads the CA, the broker's certificate chain and its key (secret, owner-only)", () => {
+    expect(upload(container!, "/etc/rabbitmq/tls/ca.pem")).toMatchObject({ content: "CERT of pki-root-cert", permissions: "0644" });
+    expect(upload(container!, "/etc/rabbitmq/tls/cert.pem")).toMatchObject({ content: "CERT of pki-broker-cert\n", permissions: "0644" });
+    expect(upload(container!, "/etc/rabbitmq/tls/key.pem")).toMatchObject({ content: "PRIVATE KEY of pki-broker-key", permissions: "0600", owner: "999" });
+  });
+
+  it("issues a root CA, acme's intermediate and a broker certificate with the node's names", () => {
+    const root = mocks.one("tls:index/selfSignedCert:SelfSignedCert", "pki-root-cert");
+    expect(root.inputs).toMatchObject({ isCaCertificate: true, subject: { commonName: "rabbitmq-mqtt dev root CA", organization: "Example Dev" }, validityPeriodHours: 87600 });
+    expect(mocks.one("tls:index/privateKey:PrivateKey", "pki-root-key").inputs).toMatchObject({ algorithm: "ECDSA", ecdsaCurve: "P256" });
+    const acme = mocks.one("tls:index/locallySignedCert:LocallySignedCert", "pki-tenant-acme-cert");
+    expect(acme.inputs).toMatchObject({ isCaCertificate: true, caCertPem: "CERT of pki-root-cert", allowedUses: ["cert_signing", "crl_signing", "digital_signature"] });
+    expect(acme.secretInputs).toContain("caPrivateKeyPem");
+    const csr = mocks.one("tls:index/certRequest:CertRequest", "pki-broker-csr");
+    expect(csr.inputs).toMatchObject({ dnsNames: ["rabbitmq-0", "localhost"], ipAddresses: ["127.0.0.1"] });
+    expect(mocks.one("tls:index/locallySignedCert:LocallySignedCert", "pki-broker-cert").inputs).toMatchObject({
+      allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
+      isCaCertificate: false,
+      validityPeriodHours: 8760,
+      earlyRenewalHours: 720,
+    });
   });
 
   it("applies the tuning: sysctls, nofile ulimit, Erlang flags (and no +A)", () => {
@@ -80,10 +109,21 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
 
   it("exports what tenant stacks read, the admin password only as a secret", async () => {
     expect(out.secret).toBe(true);
-    expect((await settle(outputs["managementUrl"]!)).value).toBe("http://127.0.0.1:15672");
+    expect((await settle(outputs["managementUrl"]!)).value).toBe("https://127.0.0.1:15671");
     expect((await settle(outputs["adminUsername"]!)).value).toBe("admin");
     const endpoints = await settle(outputs["mqttEndpoints"]!);
-    expect(endpoints).toEqual({ value: ["mqtt://127.0.0.1:1883", "ws://127.0.0.1:15675/ws", "mqtt://127.0.0.1:18883"], secret: false });
+    expect(endpoints).toEqual({
+      value: ["mqtts://127.0.0.1:8883", "wss://127.0.0.1:15676/ws", "mqtts://127.0.0.1:18883", "mqtt://127.0.0.1:1883", "ws://127.0.0.1:15675/ws"],
+      secret: false,
+    });
+    expect(await settle(outputs["caCertificatePem"]!)).toEqual({ value: "CERT of pki-root-cert", secret: false });
+    expect(await settle(outputs["certificateLoginFrom"]!)).toEqual({ value: "distinguished_name", secret: false });
+    const issuers = await settle(outputs["certificateIssuers"]!);
+    expect(issuers.secret).toBe(true);
+    expect(issuers.value).toEqual({
+      root: { certPem: "CERT of pki-root-cert", privateKeyPem: "PRIVATE KEY of pki-root-key", chainPem: "" },
+      tenants: { acme: { certPem: "CERT of pki-tenant-acme-cert", privateKeyPem: "PRIVATE KEY of pki-tenant-acme-key", chainPem: "CERT of pki-tenant-acme-cert\n" } },
+    });
   });
 });
 
@@ -104,7 +144,7 @@ describe("a three-node Docker cluster", async () => {
   });
 
   it("publishes node i's ports at port + 100 x i", () => {
-    expect((containers[2]?.inputs["ports"] as { external: number }[]).map((p) => p.external)).toEqual([2083, 15875, 15872, 5872]);
+    expect((containers[2]?.inputs["ports"] as { external: number }[]).map((p) => p.external)).toEqual([9083, 15876, 15871]);
   });
 });
 
@@ -148,17 +188,44 @@ describe("the shipped production platform stack (Kubernetes, three nodes)", asyn
     );
     expect(services).toEqual({
       "rabbitmq-nodes": "headless",
-      "rabbitmq-mqtt": "LoadBalancer",
-      "rabbitmq-web-mqtt": "LoadBalancer",
-      "rabbitmq-management": "ClusterIP",
-      "rabbitmq-amqp": "ClusterIP",
-      "rabbitmq-mqtt-18883": "LoadBalancer",
+      "rabbitmq-mqtts": "LoadBalancer",
+      "rabbitmq-web-mqtts": "LoadBalancer",
+      "rabbitmq-management-tls": "ClusterIP",
+      "rabbitmq-mqtts-18883": "LoadBalancer",
     });
   });
 
-  it("probes readiness on the MQTT port and liveness with rabbitmq-diagnostics", () => {
+  it("mounts the TLS Secret read-only and rolls the pods when the certificate changes", () => {
+    const tlsSecret = mocks.one("kubernetes:core/v1:Secret", "rabbitmq-tls");
+    expect(tlsSecret.secretInputs).toContain("stringData");
+    expect(Object.keys(tlsSecret.inputs["stringData"] as object)).toEqual(["ca.pem", "cert.pem", "key.pem"]);
+    expect(pod.containers[0]?.["volumeMounts"]).toEqual(expect.arrayContaining([{ name: "tls", mountPath: "/etc/rabbitmq/tls", readOnly: true }]));
+    expect(pod["volumes"]).toEqual(expect.arrayContaining([{ name: "tls", secret: { secretName: "rabbitmq-tls", defaultMode: 0o440 } }]));
+    const annotations = (sts?.inputs["spec"] as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations;
+    expect(annotations["rabbitmq-mqtt/tls-certificate"]).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it("names every pod and Service in the broker certificate, plus the configured public name", () => {
+    const names = mocks.one("tls:index/certRequest:CertRequest", "pki-broker-csr").inputs["dnsNames"] as string[];
+    expect(names).toEqual(
+      expect.arrayContaining([
+        "rabbitmq-0.rabbitmq-nodes.rabbitmq.svc.cluster.local",
+        "rabbitmq-2.rabbitmq-nodes.rabbitmq.svc",
+        "rabbitmq-mqtts",
+        "rabbitmq-mqtts.rabbitmq.svc.cluster.local",
+        "rabbitmq-management-tls.rabbitmq.svc",
+        "mqtt.example.com",
+      ]),
+    );
+    expect(mocks.one("tls:index/privateKey:PrivateKey", "pki-broker-key").inputs).toMatchObject({ algorithm: "ECDSA", ecdsaCurve: "P384" });
+    const conf = (mocks.one("kubernetes:core/v1:Secret", "rabbitmq-config").inputs["stringData"] as Record<string, string>)["rabbitmq.conf"] ?? "";
+    expect(conf).toContain("mqtt.listeners.tcp = none");
+    expect(conf).not.toMatch(/management\.tcp|listeners\.tcp\.default/);
+  });
+
+  it("probes readiness on the MQTT-over-TLS port and liveness with rabbitmq-diagnostics", () => {
     const c = pod.containers[0]!;
-    expect(c["readinessProbe"]).toMatchObject({ tcpSocket: { port: 1883 } });
+    expect(c["readinessProbe"]).toMatchObject({ tcpSocket: { port: 8883 } });
     expect(c["livenessProbe"]).toMatchObject({ exec: { command: ["rabbitmq-diagnostics", "-q", "ping"] } });
   });
 
@@ -208,7 +275,8 @@ describe("bad platform config fails before any resource is registered", () => {
     ["image and version disagree", { target: "docker", image: "rabbitmq:3.13.7-management", broker: { version: "4.0.9" } }, /platform\.broker\.version: is 4\.0\.9 but the image tag says 3\.13\.7/],
     ["too many nodes", { target: "docker", image: "rabbitmq:4.0.9", nodes: 10, broker: { version: "4.0.9" } }, /platform\.nodes: must be at most 9/],
     ["bad publish address", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9" }, docker: { publishAddress: "localhost" } }, /platform\.docker\.publishAddress/],
-    ["listener clash", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9", listeners: { amqp: 1883 } } }, /platform\.broker\.listeners\.amqp: port 1883 is already used/],
+    ["listener clash", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9", listeners: { amqps: 8883 } } }, /platform\.broker\.listeners\.amqps: port 8883 is already used/],
+    ["imported CA without its keys", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9" }, pki: { ca: { source: "import" } } }, /pkiCaCertificate: required with platform\.pki\.ca\.source import[\s\S]*pkiCaPrivateKey: required/],
     ["kubernetes with two nodes", { target: "kubernetes", image: "rabbitmq:4.0.9", nodes: 2, broker: { version: "4.0.9" } }, /platform\.nodes: is 2; production on Kubernetes needs an odd number of at least 3/],
     ["kubernetes version", { target: "kubernetes", image: "rabbitmq:4.0.9", nodes: 3, broker: { version: "4.0.9" }, kubernetes: { version: "1.9" } }, /platform\.kubernetes\.version/],
     ["kubernetes memory", { target: "kubernetes", image: "rabbitmq:4.0.9", nodes: 3, broker: { version: "4.0.9" }, kubernetes: { memory: "4GB" } }, /platform\.kubernetes\.memory: a memory size such as 4Gi/],

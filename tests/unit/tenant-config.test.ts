@@ -190,10 +190,51 @@ describe("parseTenantConfig: invalid config names the key and the rule", () => {
     expect(issues).toEqual([{ key: "tenant", message: expect.stringMatching(/limit/) }]);
   });
 
-  it("rejects certificate auth until the PKI exists", () => {
-    expect(issuesOf(withIdentity({ auth: "certificate" }))).toEqual([
-      { key: "tenant.identities[0].auth", message: "must be one of: password" },
-    ]);
+  it("gives a certificate identity the tenant's subject defaults, its own fields, and its user name as CN", () => {
+    const model = parseTenantConfig({
+      ...base(),
+      certificates: { subject: { country: "US", organizationalUnit: "devices" } },
+      identities: [
+        { name: "dev-1", kind: "device", role: "c2b", user: "u-1", auth: "certificate", certificate: { subject: { organizationalUnit: "thermostats", serialNumber: "TH-1" } } },
+      ],
+    });
+    const id = model.identities[0]!;
+    expect(id.certificate?.subject).toEqual({ organization: "acme", country: "US", organizationalUnit: "thermostats", serialNumber: "TH-1", commonName: "dev-1@acme" });
+    expect(id.certificate?.loginNames).toEqual({
+      distinguished_name: "SERIALNUMBER=TH-1,CN=dev-1@acme,OU=thermostats,O=acme,C=US",
+      common_name: "dev-1@acme",
+    });
+    expect(model.certificates).toEqual({ key: { algorithm: "ECDSA", rsaBits: 3072, ecdsaCurve: "P256" }, validityHours: 8760, earlyRenewalHours: 720 });
+  });
+
+  it("escapes RFC 4514 characters of subject fields in the login name", () => {
+    const model = parseTenantConfig({
+      ...base(),
+      identities: [{ name: "dev-1", kind: "device", role: "c2b", user: "u-1", auth: "certificate", certificate: { subject: { organization: "Acme, Inc.+Co" } } }],
+    });
+    expect(model.identities[0]?.certificate?.loginNames.distinguished_name).toBe("CN=dev-1@acme,O=Acme\\, Inc.\\+Co");
+  });
+
+  it.each<[string, Record<string, unknown>, string, RegExp]>([
+    ["a common name", { auth: "certificate", certificate: { subject: { commonName: "other@globex" } } }, "tenant.identities[0].certificate.subject.commonName", /always the identity's user name/],
+    ["a certificate on a password identity", { certificate: { subject: {} } }, "tenant.identities[0].certificate", /only for auth: certificate/],
+    ["a bad country", { auth: "certificate", certificate: { subject: { country: "USA" } } }, "tenant.identities[0].certificate.subject", /country must be a two-letter/],
+    ["a control character", { auth: "certificate", certificate: { subject: { organizationalUnit: "a\nb" } } }, "tenant.identities[0].certificate.subject", /control character/],
+  ])("refuses %s", (_label, fields, key, message) => {
+    const issues = issuesOf(withIdentity(fields));
+    expect(issues.map((i) => i.key)).toEqual([key]);
+    expect(issues[0]?.message).toMatch(message);
+  });
+
+  it("refuses a certificate renewal window as long as the validity, and unknown key types", () => {
+    expect(issuesOf({ ...base(), certificates: { validityHours: 48, earlyRenewalHours: 48 } }).map((i) => i.key)).toEqual(["tenant.certificates.earlyRenewalHours"]);
+    expect(issuesOf({ ...base(), certificates: { key: { algorithm: "ED448" } } }).map((i) => i.key)).toEqual(["tenant.certificates.key.algorithm"]);
+  });
+
+  it("takes no password for a certificate identity", () => {
+    expect(() => parseTenantConfig({ ...base(), identities: [{ name: "dev-1", kind: "device", role: "c2b", user: "u-1", auth: "certificate" }] }, { "dev-1": "x".repeat(20) })).toThrow(
+      /identityPasswords\.dev-1: identity 'dev-1' uses certificate auth and takes no password/,
+    );
   });
 
   it.each([1883, 8883, 5672, 15672, 15675, 25672, 4369])("rejects the standard broker port %i as a tenant's dedicated port", (port) => {

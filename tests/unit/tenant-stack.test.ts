@@ -2,6 +2,7 @@
  * The tenant stack program and the Tenant component under mocks: what is registered, with which
  * options, and that bad config fails before any resource.
  */
+import { readFileSync } from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../core/errors";
@@ -206,25 +207,84 @@ describe("pulumi preview (pull requests)", () => {
 });
 
 describe("tenant stack through the platform stack reference", () => {
-  it("reads the management endpoint and admin credentials from the platform outputs", async () => {
-    const { mocks, outputs } = await runProgram(
-      { broker: { stackReference: "organization/rabbitmq-mqtt/platform-prod" }, tenant: { ...TENANT, mqttPorts: [] } },
-      [],
-      {
-        "organization/rabbitmq-mqtt/platform-prod": {
-          managementUrl: "https://platform.example.com:15671",
-          adminUsername: "platform-admin",
-          adminPassword: "platform-secret",
-        },
+  const platformOutputs = {
+    "organization/rabbitmq-mqtt/platform-prod": {
+      managementUrl: "https://platform.example.com:15671",
+      adminUsername: "platform-admin",
+      adminPassword: "platform-secret",
+      caCertificatePem: "ROOT CA CERT",
+      certificateLoginFrom: "distinguished_name",
+      certificateIssuers: {
+        root: { certPem: "ROOT CA CERT", privateKeyPem: "ROOT CA KEY", chainPem: "" },
+        tenants: { acme: { certPem: "ACME CA CERT", privateKeyPem: "ACME CA KEY", chainPem: "ACME CA CERT\n" } },
       },
-    );
+    },
+  };
+  const ref = { broker: { stackReference: "organization/rabbitmq-mqtt/platform-prod" } };
+
+  it("reads the management endpoint, admin credentials and CA from the platform outputs", async () => {
+    const { mocks, outputs } = await runProgram({ ...ref, tenant: { ...TENANT, mqttPorts: [] } }, [], platformOutputs);
     await settle(outputs["vhost"]!);
     await drain();
     expect(mocks.byType("pulumi:pulumi:StackReference").map((r) => r.inputs["name"])).toEqual(["organization/rabbitmq-mqtt/platform-prod"]);
     const [p] = mocks.byType("pulumi:providers:rabbitmq");
     expect(p?.inputs).toMatchObject({ endpoint: "https://platform.example.com:15671", username: "platform-admin", password: "platform-secret" });
     expect(p?.secretInputs).toContain("password");
+    // The terraform provider trusts a private CA only from a file: the platform's CA, written out.
+    expect(readFileSync(String(p?.inputs["cacertFile"]), "utf8")).toBe("ROOT CA CERT");
     expect(mocks.byType("pulumi-nodejs:dynamic/rabbitmq-mqtt:MqttVhostMapping")).toEqual([]);
+    expect((mocks.byType("pulumi-nodejs:dynamic/rabbitmq-mqtt:VhostMetadata")[0]?.inputs["connection"] as { caCertPem?: string }).caCertPem).toBe("ROOT CA CERT");
+  });
+
+  describe("a certificate identity", async () => {
+    const tenant = {
+      ...TENANT,
+      mqttPorts: [],
+      identities: [...TENANT.identities, { name: "dev-1", kind: "device", role: "c2b", user: "u-1", auth: "certificate", certificate: { subject: { serialNumber: "D-1" } } }],
+    };
+    const { mocks, outputs } = await runProgram({ ...ref, tenant }, [], platformOutputs);
+    const identities = (await settle(outputs["identities"]!)).value as Record<string, Record<string, unknown>>;
+    const keys = await settle(outputs["identityPrivateKeys"]!);
+    await drain();
+    const dn = "SERIALNUMBER=D-1,CN=dev-1@acme,O=acme";
+
+    it("gets a key and a certificate signed by the tenant's own intermediate CA, for client auth", () => {
+      expect(mocks.one("tls:index/privateKey:PrivateKey", "acme-dev-1-certificate-key").inputs).toMatchObject({ algorithm: "ECDSA", ecdsaCurve: "P256" });
+      expect(mocks.one("tls:index/certRequest:CertRequest", "acme-dev-1-certificate-csr").inputs["subject"]).toEqual({ commonName: "dev-1@acme", organization: "acme", serialNumber: "D-1" });
+      const cert = mocks.one("tls:index/locallySignedCert:LocallySignedCert", "acme-dev-1-certificate-cert");
+      expect(cert.inputs).toMatchObject({ caCertPem: "ACME CA CERT", caPrivateKeyPem: "ACME CA KEY", allowedUses: ["digital_signature", "key_encipherment", "client_auth"], isCaCertificate: false, validityPeriodHours: 8760, earlyRenewalHours: 720 });
+      expect(cert.secretInputs).toContain("caPrivateKeyPem");
+    });
+
+    it("gets a password-less user named by its certificate's DN, no rabbitmq.User", () => {
+      const user = mocks.one("pulumi-nodejs:dynamic/rabbitmq-mqtt:CertificateUser", "acme-dev-1-user");
+      expect(user.inputs["name"]).toBe(dn);
+      expect(user.inputs).not.toHaveProperty("password");
+      expect(mocks.byType("rabbitmq:index/user:User").map((u) => u.inputs["name"])).toEqual(["web-app@acme", "backend@acme"]);
+      expect(mocks.one("rabbitmq:index/permissions:Permissions", "acme-dev-1-permissions").inputs["user"]).toBe(dn);
+      expect(mocks.one("rabbitmq:index/topicPermissions:TopicPermissions", "acme-dev-1-topic-permissions").inputs["user"]).toBe(dn);
+      expect(mocks.byType("random:index/randomPassword:RandomPassword").map((r) => r.name)).not.toContain("acme-dev-1-password");
+    });
+
+    it("maps its login name to the tenant's vhost in mqtt_default_vhosts", () => {
+      const mapping = mocks.one("pulumi-nodejs:dynamic/rabbitmq-mqtt:MqttVhostMapping", "acme-mqtt-default-vhosts");
+      expect(mapping.inputs).toMatchObject({ parameter: "mqtt_default_vhosts", entries: { [dn]: "acme" } });
+    });
+
+    it("exports the certificate chain in plain outputs and the key only as a secret", () => {
+      expect(identities["dev-1"]).toMatchObject({ auth: "certificate", username: dn, certificatePem: "CERT of acme-dev-1-certificate-cert\nACME CA CERT\n" });
+      expect(identities["dev-1"]).not.toHaveProperty("mqttUsername");
+      expect(keys).toEqual({ value: { "dev-1": "PRIVATE KEY of acme-dev-1-certificate-key" }, secret: true });
+      expect(JSON.stringify(identities)).not.toContain("PRIVATE KEY");
+    });
+  });
+
+  it("signs with the root CA when the platform made no intermediate for the tenant", async () => {
+    const tenant = { ...TENANT, name: "initech", mqttPorts: [], identities: [{ name: "dev-1", kind: "device", role: "c2b", user: "u-1", auth: "certificate" }] };
+    const { mocks, outputs } = await runProgram({ ...ref, tenant }, [], platformOutputs);
+    await settle(outputs["vhost"]!);
+    await drain();
+    expect(mocks.one("tls:index/locallySignedCert:LocallySignedCert", "initech-dev-1-certificate-cert").inputs).toMatchObject({ caCertPem: "ROOT CA CERT", caPrivateKeyPem: "ROOT CA KEY" });
   });
 });
 
@@ -240,6 +300,11 @@ describe("bad config fails before any resource is registered", () => {
     ["bad stack reference", { broker: { stackReference: "platform" }, tenant: TENANT }, /broker/],
     ["password for unknown identity", { ...direct, tenant: TENANT, identityPasswords: { ghost: "x".repeat(20) } }, /identityPasswords\.ghost/],
     ["unknown stack type", { ...direct, tenant: TENANT, stackType: "cluster" }, /stackType: unknown stack type 'cluster'/],
+    [
+      "certificate identity without the platform stack",
+      { ...direct, tenant: { ...TENANT, identities: [{ name: "dev-1", kind: "device", role: "c2b", user: "u-1", auth: "certificate" }] } },
+      /tenant\.identities\[0\]\.auth: certificate identities are signed by the platform stack's CA: set broker\.stackReference/,
+    ],
   ];
 
   it.each(cases)("%s", async (_label, config, message) => {

@@ -1,0 +1,100 @@
+/**
+ * `PlatformPki`: the platform stack's certificates. A root CA (generated or imported), one
+ * intermediate CA per tenant listed in `platform.pki.tenantAuthorities`, and the broker's server
+ * certificate carrying every node's and Service's name. Tenant stacks read the issuers through the
+ * platform stack's secret output `certificateIssuers` (stacks/platform.ts) and sign their
+ * devices' certificates themselves: no key is copied by hand.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { CertificateNames } from "../../core/broker-endpoints";
+import type { PkiModel } from "../../core/platform-config";
+import { CA_USES, IssuedCertificate, RootAuthority, SERVER_USES, type Issuer } from "./index";
+
+export interface PlatformPkiArgs {
+  readonly pki: PkiModel;
+  readonly brokerNames: CertificateNames;
+  /** Set when `platform.pki.ca.source` is import. */
+  readonly importedCa?: { readonly certPem: pulumi.Input<string>; readonly privateKeyPem: pulumi.Input<string> };
+}
+
+/** What a tenant stack signs its client certificates with. Secret as a whole (it holds a key). */
+export interface IssuerOutput {
+  readonly certPem: string;
+  readonly privateKeyPem: string;
+  readonly chainPem: string;
+}
+
+export interface IssuersOutput {
+  readonly root: IssuerOutput;
+  readonly tenants: Readonly<Record<string, IssuerOutput>>;
+}
+
+export class PlatformPki extends pulumi.ComponentResource {
+  public readonly root: RootAuthority;
+  public readonly broker: IssuedCertificate;
+  public readonly tenantAuthorities: Readonly<Record<string, IssuedCertificate>>;
+  /** 0 when clients are signed by the root, 1 when a tenant intermediate sits in between. */
+  public readonly verifyDepth: number;
+
+  constructor(name: string, args: PlatformPkiArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("rabbitmq-mqtt:pki:PlatformPki", name, {}, opts);
+    const { pki } = args;
+    const child = { parent: this };
+    this.root = new RootAuthority(
+      `${name}-root`,
+      {
+        subject: { commonName: pki.ca.commonName, ...(pki.ca.organization !== undefined ? { organization: pki.ca.organization } : {}) },
+        key: pki.key,
+        validity: pki.ca,
+        ...(args.importedCa !== undefined ? { imported: args.importedCa } : {}),
+      },
+      child,
+    );
+    const authorities: Record<string, IssuedCertificate> = {};
+    for (const tenant of pki.tenantAuthorities.tenants) {
+      authorities[tenant] = new IssuedCertificate(
+        `${name}-tenant-${tenant}`,
+        {
+          subject: {
+            commonName: `${tenant} tenant CA`,
+            ...(pki.ca.organization !== undefined ? { organization: pki.ca.organization } : {}),
+            organizationalUnit: tenant,
+          },
+          key: pki.key,
+          validity: pki.tenantAuthorities,
+          allowedUses: CA_USES,
+          isCa: true,
+          issuer: this.root,
+        },
+        child,
+      );
+    }
+    this.tenantAuthorities = authorities;
+    this.verifyDepth = pki.tenantAuthorities.tenants.length > 0 ? 1 : 0;
+    this.broker = new IssuedCertificate(
+      `${name}-broker`,
+      {
+        subject: { commonName: args.brokerNames.dnsNames[0] ?? "rabbitmq", ...(pki.ca.organization !== undefined ? { organization: pki.ca.organization } : {}) },
+        key: pki.key,
+        validity: pki.brokerCertificate,
+        allowedUses: SERVER_USES,
+        dnsNames: args.brokerNames.dnsNames,
+        ipAddresses: args.brokerNames.ipAddresses,
+        issuer: this.root,
+      },
+      child,
+    );
+    this.registerOutputs({ caCertPem: this.root.certPem, brokerCertPem: this.broker.certPem });
+  }
+
+  /** The issuers tenant stacks sign with: their own intermediate, or the root. Secret. */
+  issuers(): pulumi.Output<IssuersOutput> {
+    const asOutput = (i: Issuer): pulumi.Output<IssuerOutput> =>
+      pulumi.all([i.certPem, i.privateKeyPem, i.chainPem]).apply(([certPem, privateKeyPem, chainPem]) => ({ certPem, privateKeyPem, chainPem }));
+    const names = Object.keys(this.tenantAuthorities);
+    const tenants = pulumi
+      .all(names.map((t) => asOutput(this.tenantAuthorities[t]!)))
+      .apply((list) => Object.fromEntries(list.map((issuer, k) => [names[k]!, issuer])) as Record<string, IssuerOutput>);
+    return pulumi.secret(pulumi.all([asOutput(this.root), tenants]).apply(([root, t]): IssuersOutput => ({ root, tenants: t })));
+  }
+}
