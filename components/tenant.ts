@@ -148,9 +148,10 @@ export class Tenant extends pulumi.ComponentResource {
           validity: args.model.certificates,
           allowedUses: CLIENT_USES,
           issuer: {
-            certPem: issuer.apply((i) => i.certPem),
+            // Certificates are public: only the issuer's key stays a secret.
+            certPem: pulumi.unsecret(issuer.apply((i) => i.certPem)),
             privateKeyPem: pulumi.secret(issuer.apply((i) => i.privateKeyPem)),
-            chainPem: issuer.apply((i) => i.chainPem),
+            chainPem: pulumi.unsecret(issuer.apply((i) => i.chainPem)),
           },
         },
         { parent: this },

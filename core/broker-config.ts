@@ -200,8 +200,9 @@ function tlsOptionLines(prefix: string, model: BrokerModel, files: TlsFiles, pee
     ...TLS_CIPHERS.map((c, i) => `${prefix}.ciphers.${i + 1} = ${c}`),
     `${prefix}.honor_cipher_order = true`,
     `${prefix}.honor_ecc_order = true`,
-    `${prefix}.secure_renegotiate = true`,
-    `${prefix}.client_renegotiation = false`,
+    // TLS 1.3 has no renegotiation: OTP's ssl:listen refuses these options unless TLS 1.2 is
+    // offered (seen on OTP 25). RabbitMQ 3.10.8 happened to start anyway; they are left out.
+    ...(model.tls.versions.includes("tlsv1.2") ? [`${prefix}.secure_renegotiate = true`, `${prefix}.client_renegotiation = false`] : []),
   ];
 }
 

@@ -6,7 +6,7 @@
  * Everything is validated before the first resource is registered.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
@@ -110,13 +110,22 @@ function platformView(broker: BrokerConnectionConfig): PlatformView {
 
 /**
  * The rabbitmq provider (the terraform provider) trusts a private CA only from a file: the
- * platform's CA certificate (public) is written where the provider can read it.
+ * platform's CA certificate (public) is written where the provider can read it. The directory is
+ * the current user's own (created 0700, refused if anyone else owns it or can write to it): a CA
+ * file another local user could swap would let them intercept the admin password. The path is
+ * stable, so the provider's inputs do not change from run to run; `pulumi up` and `preview`
+ * rewrite the file (run one of them before a `destroy` on a machine that lacks it).
  */
-function caCertFile(caCertPem: string): string {
-  const dir = path.join(os.tmpdir(), "rabbitmq-mqtt");
-  mkdirSync(dir, { recursive: true });
+export function caCertFile(caCertPem: string, base = os.tmpdir()): string {
+  const uid = process.getuid?.() ?? -1;
+  const dir = path.join(base, `rabbitmq-mqtt-${uid >= 0 ? uid : "user"}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || (uid >= 0 && st.uid !== uid) || (st.mode & 0o022) !== 0) {
+    throw new Error(`${dir} must be a directory of the current user that no one else can write to`);
+  }
   const file = path.join(dir, `ca-${createHash("sha256").update(caCertPem).digest("hex").slice(0, 16)}.pem`);
-  writeFileSync(file, caCertPem);
+  writeFileSync(file, caCertPem, { mode: 0o644 });
   return file;
 }
 

@@ -13,6 +13,12 @@ import type { KeySpec, Validity } from "../../core/pki-config";
 
 /** Key usages (the provider's `allowedUses` names). */
 export const CA_USES = ["cert_signing", "crl_signing", "digital_signature"];
+/**
+ * A tenant's intermediate signs client certificates only: its extended key usage says so, and
+ * TLS clients that check purposes down the chain (OpenSSL, hence Node) refuse a server certificate
+ * under it, so a tenant's key cannot stand in for the broker.
+ */
+export const CLIENT_CA_USES = [...CA_USES, "client_auth"];
 export const SERVER_USES = ["digital_signature", "key_encipherment", "server_auth"];
 export const CLIENT_USES = ["digital_signature", "key_encipherment", "client_auth"];
 

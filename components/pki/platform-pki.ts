@@ -8,7 +8,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { CertificateNames } from "../../core/broker-endpoints";
 import type { PkiModel } from "../../core/platform-config";
-import { CA_USES, IssuedCertificate, RootAuthority, SERVER_USES, type Issuer } from "./index";
+import { CLIENT_CA_USES, IssuedCertificate, RootAuthority, SERVER_USES, type Issuer } from "./index";
 
 export interface PlatformPkiArgs {
   readonly pki: PkiModel;
@@ -62,7 +62,7 @@ export class PlatformPki extends pulumi.ComponentResource {
           },
           key: pki.key,
           validity: pki.tenantAuthorities,
-          allowedUses: CA_USES,
+          allowedUses: CLIENT_CA_USES,
           isCa: true,
           issuer: this.root,
         },

@@ -132,7 +132,8 @@ export class DockerBroker extends pulumi.ComponentResource {
       );
     });
 
-    const host = model.docker.publishAddress;
+    // Published on every interface: clients on this host reach it on loopback, which the certificate names.
+    const host = model.docker.publishAddress === "0.0.0.0" ? "127.0.0.1" : model.docker.publishAddress;
     this.managementUrl = `https://${host}:${model.broker.listeners.managementHttps}`;
     this.mqttEndpoints = listeners
       .filter((l) => ["mqtts", "wss", "mqtt", "ws"].includes(l.protocol))

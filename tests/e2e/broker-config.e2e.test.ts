@@ -2,7 +2,9 @@
  * The rendered configuration of each shipped platform stack boots the OS RabbitMQ, and what it
  * sets shows in the broker's own status. Adapted to the test: listener ports (free ones), the bind
  * address (loopback), and the version the files are rendered for (the installed server's, since
- * the stacks pin the image's version, which this machine's package may not be).
+ * the stacks pin the image's version, which this machine's package may not be), and the
+ * certificates (a throwaway CA and server certificate; the platform's own PKI is exercised in
+ * tls-login.e2e.test.ts). Plaintext listeners are open only where the stack keeps them.
  */
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -11,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
 import { brokerInfo, installedVersionText, startBroker, type BrokerInfo, type TestBroker } from "../support/broker";
 import { endQuietly, mqttConnect } from "../support/clients";
+import { testPki, type TestPki } from "../support/test-pki";
 
 function shippedBroker(stack: string): Omit<BrokerConfigInput, "version" | "listeners"> {
   const doc = parse(readFileSync(path.join(__dirname, `../../Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, { broker: BrokerConfigInput }> };
@@ -25,9 +28,14 @@ describe.each(["dev", "platform-prod"])("the rendered configuration of the %s st
   const model = parseBrokerConfig({ ...settings, version: installedVersionText() });
   let node: TestBroker;
   let info: BrokerInfo;
+  let pki: TestPki;
 
   beforeAll(async () => {
-    node = await startBroker({ broker: settings });
+    pki = await testPki();
+    node = await startBroker({
+      broker: settings,
+      tls: { caCertPem: pki.caCertPem, certPem: pki.serverCertPem, keyPem: pki.serverKeyPem, depth: 1, plaintext: model.plaintextListeners },
+    });
     info = brokerInfo(node);
   }, 180_000);
 
@@ -35,15 +43,16 @@ describe.each(["dev", "platform-prod"])("the rendered configuration of the %s st
     await node?.stop();
   }, 120_000);
 
-  it("boots with the MQTT and Web MQTT plugins, both reachable, anonymous refused", async () => {
+  it("boots with the MQTT and Web MQTT plugins, reachable over TLS, anonymous refused", async () => {
     const enabled = await node.ctl(["eval", "rabbit_plugins:active()."]);
     for (const p of ["rabbitmq_mqtt", "rabbitmq_web_mqtt", "rabbitmq_management"]) expect(enabled).toContain(p);
     for (const websocket of [false, true]) {
-      const port = websocket ? info.webMqttPort : info.mqttPort;
-      const anon = await mqttConnect({ port, clientId: "anon", websocket });
+      const port = websocket ? info.tls!.webMqttsPort : info.tls!.mqttsPort;
+      const tls = { ca: pki.caCertPem };
+      const anon = await mqttConnect({ port, clientId: "anon", websocket, tls });
       if (anon.ok) await endQuietly(anon.client);
       expect(anon.ok).toBe(false);
-      const admin = await mqttConnect({ port, clientId: "admin", username: info.adminUsername, password: info.adminPassword, websocket });
+      const admin = await mqttConnect({ port, clientId: "admin", username: info.adminUsername, password: info.adminPassword, websocket, tls });
       expect(admin.ok).toBe(true);
       if (admin.ok) await endQuietly(admin.client);
     }
@@ -73,6 +82,36 @@ describe.each(["dev", "platform-prod"])("the rendered configuration of the %s st
     expect(status.processes.limit).toBeGreaterThanOrEqual(model.tuning.erlMaxProcesses);
     expect(status.disk_free_limit).toBe(model.diskFreeLimitMiB * 1024 * 1024);
     expect(status.vm_memory_high_watermark_setting.relative).toBe(model.memoryHighWatermark);
-    expect(status.listeners.filter((l) => l.protocol === "mqtt").map((l) => l.port).sort()).toEqual([info.mqttPort, info.tenantMqttPort].sort());
+    const plain = model.plaintextListeners ? [info.mqttPort, info.tenantMqttPort] : [];
+    expect(status.listeners.filter((l) => l.protocol === "mqtt").map((l) => l.port).sort()).toEqual(plain.sort());
+    expect(status.listeners.filter((l) => l.protocol === "mqtt/ssl").map((l) => l.port).sort()).toEqual([info.tls!.mqttsPort, info.tls!.tenantMqttsPort].sort());
+    expect(status.listeners.some((l) => l.protocol === "http")).toBe(model.plaintextListeners);
+    expect(status.listeners.some((l) => l.protocol === "https")).toBe(true);
+  });
+});
+
+describe("a TLS 1.3-only broker", () => {
+  let node: TestBroker;
+  let pki: TestPki;
+
+  beforeAll(async () => {
+    pki = await testPki();
+    node = await startBroker({
+      broker: { tls: { versions: ["tlsv1.3"] } },
+      tls: { caCertPem: pki.caCertPem, certPem: pki.serverCertPem, keyPem: pki.serverKeyPem, depth: 0, plaintext: false },
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    await node?.stop();
+  }, 120_000);
+
+  it("starts its TLS listeners and accepts a TLS 1.3 MQTT client", async () => {
+    const admin = await mqttConnect({ port: node.tls!.mqttsPort, clientId: "admin", username: node.adminUsername, password: node.adminPassword, tls: { ca: pki.caCertPem } });
+    expect(admin.ok).toBe(true);
+    if (admin.ok) {
+      expect((admin.client.stream as unknown as { getProtocol(): string }).getProtocol()).toBe("TLSv1.3");
+      await endQuietly(admin.client);
+    }
   });
 });

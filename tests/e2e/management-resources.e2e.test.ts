@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { connectAsync, type MqttClient } from "mqtt";
 import type * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { certificateUserProvider } from "../../components/management/certificate-user";
 import { limitsProvider, type LimitScope, type LimitsProps } from "../../components/management/limits";
 import { vhostMetadataProvider, type VhostMetadataProps } from "../../components/management/vhost-metadata";
 import { adminApi, adminApiOk, type Method } from "../support/management";
@@ -378,5 +379,35 @@ describe("vhost metadata provider", () => {
     // Once the vhost is gone, refresh reports the resource gone (no id).
     await apiOk("DELETE", `vhosts/${enc(v)}`);
     expect(await metadata.read(created.id, outs4)).toEqual({});
+  });
+});
+
+describe("CertificateUser", () => {
+  const props = (name: string) => ({ connection, name });
+
+  it("creates a user whose password hash is empty, with no tags, and deletes it", async () => {
+    const name = `CN=${TAG}-dev\\, 1,O=${TAG}`;
+    users.push(name);
+    const created = await certificateUserProvider.create(props(name));
+    expect(created.id).toBe(name);
+    const user = (await apiOk("GET", `users/${enc(name)}`)) as { password_hash?: string; tags: string | string[] };
+    expect(user.password_hash ?? "").toBe("");
+    expect(user.tags.length).toBe(0);
+    // No password logs in: not even the empty one.
+    const vhost = await makeVhost("certuser");
+    await apiOk("PUT", `permissions/${enc(vhost)}/${enc(name)}`, { configure: ".*", write: ".*", read: ".*" });
+    await expect(connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, { username: `${vhost}:${name}`, password: "", reconnectPeriod: 0, connectTimeout: 5000 })).rejects.toThrow();
+    expect((await certificateUserProvider.read!(name, props(name))).id).toBe(name);
+    await certificateUserProvider.delete!(name, props(name));
+    expect((await api("GET", `users/${enc(name)}`)).status).toBe(404);
+    expect(await certificateUserProvider.read!(name, props(name))).toEqual({});
+  });
+
+  it("refuses to take over a user that already exists, and leaves it as it was", async () => {
+    const vhost = await makeVhost("takeover");
+    const name = await makeUser("existing", "existing-password-123", vhost);
+    await expect(certificateUserProvider.create(props(name))).rejects.toThrow(/already exists on the broker/);
+    const client = await connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, { username: `${vhost}:${name}`, password: "existing-password-123", reconnectPeriod: 0, connectTimeout: 5000 });
+    await client.endAsync();
   });
 });

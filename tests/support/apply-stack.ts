@@ -12,6 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
 import type { BrokerInfo } from "./broker";
+import { testPki } from "./test-pki";
 import type { StackRunInput, StackRunResult } from "./run-stack";
 
 export const ROOT = path.resolve(__dirname, "../..");
@@ -29,7 +30,28 @@ export function loadStackConfig(stack: string): Record<string, unknown> {
   return out;
 }
 
-export function adaptToBroker(config: Record<string, unknown>, broker: BrokerInfo): StackRunInput["stackOutputs"] & object {
+/** What the platform stack exports about its PKI (core/broker-connection.ts PLATFORM_OUTPUTS). */
+export interface PlatformPkiOutputs {
+  readonly caCertificatePem: string;
+  readonly certificateLoginFrom: string;
+  readonly certificateIssuers: { root: { certPem: string; privateKeyPem: string; chainPem: string }; tenants: Record<string, { certPem: string; privateKeyPem: string; chainPem: string }> };
+}
+
+/**
+ * A root CA made the way the platform stack makes one, for brokers started without the platform
+ * program (their listeners are plaintext; only the tenant stacks' wiring needs the issuers).
+ */
+export async function throwawayPki(): Promise<PlatformPkiOutputs> {
+  const pki = await testPki();
+  const root = { certPem: pki.caCertPem, privateKeyPem: pki.caKeyPem, chainPem: "" };
+  return { caCertificatePem: root.certPem, certificateLoginFrom: "distinguished_name", certificateIssuers: { root, tenants: {} } };
+}
+
+export async function adaptToBroker(
+  config: Record<string, unknown>,
+  broker: BrokerInfo,
+  pki?: PlatformPkiOutputs,
+): Promise<StackRunInput["stackOutputs"] & object> {
   const b = config["broker"] as { stackReference?: string } | undefined;
   const tenant = config["tenant"] as { mqttPorts?: number[] } | undefined;
   if (tenant?.mqttPorts && tenant.mqttPorts.length > 0) tenant.mqttPorts = [broker.tenantMqttPort];
@@ -39,6 +61,7 @@ export function adaptToBroker(config: Record<string, unknown>, broker: BrokerInf
         managementUrl: broker.managementUrl,
         adminUsername: broker.adminUsername,
         adminPassword: broker.adminPassword,
+        ...(pki ?? (await throwawayPki())),
       },
     };
   }
@@ -83,7 +106,7 @@ export async function applyStack(
 /** Loads Pulumi.<stack>.yaml, points it at the test broker and applies it. */
 export async function applyStackFile(stack: string, broker: BrokerInfo): Promise<{ config: Record<string, unknown>; result: StackRunResult }> {
   const config = loadStackConfig(stack);
-  const stackOutputs = adaptToBroker(config, broker);
+  const stackOutputs = await adaptToBroker(config, broker);
   const result = await applyStack(stack, config, stackOutputs);
   return { config, result };
 }

@@ -6,11 +6,16 @@
  * - this project's dynamic resources: their provider's check + create, either deserialized from
  *   `__provider` exactly as the engine's dynamic-provider host does (plain Node), or, under vitest
  *   where closures cannot be evaluated, the exported provider object;
- * - random.RandomPassword: a crypto-random password of the declared length and alphabet.
+ * - random.RandomPassword: a crypto-random password of the declared length and alphabet;
+ * - @pulumi/tls resources: real keys, certificate requests and certificates made from the declared
+ *   inputs (tests/support/tls-provider.ts), as the terraform tls provider would make them.
  * Every registration is recorded (type, name, which inputs were secret) for assertions.
  */
 import { randomInt } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
+import { managementRequest } from "../../components/management/api";
+import { applyTlsResource } from "./tls-provider";
 
 export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
@@ -82,18 +87,22 @@ export function unwrapInputs(raw: Record<string, unknown>): { inputs: Record<str
 
 interface Endpoint {
   url: string;
-  auth: string;
+  username: string;
+  password: string;
+  /** The provider's `cacertFile`, read: the CA an https endpoint's certificate must chain to. */
+  caCertPem?: string;
 }
 
 /** One management API call; a 404 counts as done when deleting (like the terraform provider). */
-async function api(ep: Endpoint, method: string, path: string, body?: unknown): Promise<void> {
-  const res = await fetch(`${ep.url.replace(/\/+$/, "")}/api/${path}`, {
+async function api(ep: Endpoint, method: "GET" | "PUT" | "DELETE", path: string, body?: unknown): Promise<void> {
+  const res = await managementRequest(
+    { managementUrl: ep.url, username: ep.username, password: ep.password, ...(ep.caCertPem !== undefined ? { caCertPem: ep.caCertPem } : {}) },
     method,
-    headers: { authorization: ep.auth, "content-type": "application/json" },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
+    path,
+    body,
+  );
   if (res.status >= 400 && !(method === "DELETE" && res.status === 404)) {
-    throw new Error(`${method} /api/${path} -> ${res.status} ${await res.text()}`);
+    throw new Error(`${method} /api/${path} -> ${res.status} ${JSON.stringify(res.body)}`);
   }
 }
 
@@ -157,9 +166,12 @@ export class BrokerMocks implements pulumi.runtime.Mocks {
     switch (args.type) {
       case "pulumi:providers:rabbitmq": {
         const id = `provider-${args.name}`;
-        const ep = {
+        const caFile = inputs["cacertFile"];
+        const ep: Endpoint = {
           url: s("endpoint"),
-          auth: `Basic ${Buffer.from(`${s("username")}:${s("password")}`).toString("base64")}`,
+          username: s("username"),
+          password: s("password"),
+          ...(typeof caFile === "string" ? { caCertPem: readFileSync(caFile, "utf8") } : {}),
         };
         this.providers.set(args.name, ep);
         return { id, state: inputs };
@@ -214,9 +226,23 @@ export class BrokerMocks implements pulumi.runtime.Mocks {
         if (!outputs) throw new Error(`no outputs configured for stack reference ${s("name")}`);
         return { id: s("name"), state: { name: s("name"), outputs, secretOutputNames: [] } };
       }
-      default:
+      default: {
         if (args.type.startsWith("pulumi-nodejs:dynamic")) return this.applyDynamic(args, inputs);
+        // The platform's containers and Kubernetes objects: nothing runs them here (no Docker, no
+        // cluster); their recorded inputs are what the tests boot the OS broker with.
+        if (args.type.startsWith("docker:") || args.type.startsWith("kubernetes:")) {
+          const state = { ...inputs, ...(args.type === "docker:index/remoteImage:RemoteImage" ? { imageId: `sha256:${s("name")}` } : {}) };
+          return { id: `${args.name}-id`, state };
+        }
+        if (args.type.startsWith("tls:")) {
+          // Like the engine on a second up: an unchanged certificate resource keeps its state.
+          const prev = this.previousOf(args.type, args.name);
+          if (prev && JSON.stringify(prev.inputs) === JSON.stringify(inputs)) return { id: prev.id, state: prev.state };
+          const state = await applyTlsResource(args.type, inputs);
+          if (state !== undefined) return { id: `${args.name}-${randomInt(1e9)}`, state };
+        }
         throw new Error(`the broker mocks do not know resource type ${args.type}`);
+      }
     }
   }
 

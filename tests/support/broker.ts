@@ -13,6 +13,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { CONTAINER_CONFIG_FILE, renderBrokerFiles } from "../../core/broker-config";
+import { managementRequest } from "../../components/management/api";
 import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
 
 const RABBITMQ_BIN = "/usr/lib/rabbitmq/bin";
@@ -45,6 +46,17 @@ export interface BrokerInfo {
   adminPassword: string;
   nodeName: string;
   baseDir: string;
+  /** With StartBrokerOptions.tls: the TLS listeners and the CA the broker's certificate chains to. */
+  tls?: {
+    mqttsPort: number;
+    tenantMqttsPort: number;
+    webMqttsPort: number;
+    managementHttpsPort: number;
+    amqpsPort: number;
+    caCertPem: string;
+    /** Whether the plaintext listeners are open too. */
+    plaintext: boolean;
+  };
 }
 
 export interface TestBroker extends BrokerInfo {
@@ -67,6 +79,12 @@ export interface StartBrokerOptions {
   plugins?: string[];
   /** Keep the temp dir (logs, data) after stop(). */
   keepDir?: boolean;
+  /**
+   * TLS listeners with this CA bundle, certificate chain and key (written to the node's dir and
+   * rendered by the product's renderer). `plaintext: false` renders the broker as production does,
+   * without plaintext listeners; the management API is then reached over HTTPS with the CA.
+   */
+  tls?: { caCertPem: string; certPem: string; keyPem: string; depth: number; plaintext: boolean };
 }
 
 /** A TCP port that was free on 127.0.0.1 a moment ago (bound to port 0, then released). */
@@ -283,9 +301,6 @@ function logTail(baseDir: string, stdoutLog: string): string {
   return parts.join("\n");
 }
 
-function basicAuth(user: string, pass: string): string {
-  return `Basic ${Buffer.from(`${user}:${pass}`).toString("base64")}`;
-}
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -322,20 +337,27 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   const nodeName = opts.member?.nodeName ?? `e2e-${process.pid}-${randomHex(4)}@localhost`;
   const adminUsername = opts.member?.adminUsername ?? `admin-${randomHex(4)}`;
   const adminPassword = opts.member?.adminPassword ?? randomHex(24);
-  const [amqpPort, mqttPort, webMqttPort, managementPort, distPort, tenantMqttPort] = await freePorts(6);
+  const [amqpPort, mqttPort, webMqttPort, managementPort, distPort, tenantMqttPort, mqttsPort, tenantMqttsPort, webMqttsPort, managementHttpsPort, amqpsPort] =
+    await freePorts(11);
   if (
     amqpPort === undefined ||
     mqttPort === undefined ||
     tenantMqttPort === undefined ||
     webMqttPort === undefined ||
     managementPort === undefined ||
-    distPort === undefined
+    distPort === undefined ||
+    mqttsPort === undefined ||
+    tenantMqttsPort === undefined ||
+    webMqttsPort === undefined ||
+    managementHttpsPort === undefined ||
+    amqpsPort === undefined
   ) {
     throw new Error("startBroker: could not allocate ports");
   }
   const pidFile = path.join(baseDir, "rabbitmq.pid");
   const stdoutLog = path.join(baseDir, "server-stdout.log");
-  const managementUrl = `http://${HOST}:${managementPort}`;
+  const plaintext = opts.tls?.plaintext ?? true;
+  const managementUrl = plaintext ? `http://${HOST}:${managementPort}` : `https://${HOST}:${managementHttpsPort}`;
   const keepDir = opts.keepDir === true;
 
   fs.mkdirSync(path.join(baseDir, "mnesia"));
@@ -348,14 +370,35 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   // The product's renderer writes the broker's files; only ports and the bind address are the test's.
   const model = parseBrokerConfig(
     {
-      plaintextListeners: true,
+      plaintextListeners: plaintext,
       ...opts.broker,
       version: installedVersionText(),
-      listeners: { mqtt: mqttPort, webMqtt: webMqttPort, management: managementPort, amqp: amqpPort, tenantMqtt: [tenantMqttPort] },
+      listeners: {
+        mqtt: mqttPort,
+        webMqtt: webMqttPort,
+        management: managementPort,
+        amqp: amqpPort,
+        tenantMqtt: plaintext ? [tenantMqttPort] : [],
+        mqtts: mqttsPort,
+        webMqtts: webMqttsPort,
+        managementHttps: managementHttpsPort,
+        amqps: amqpsPort,
+        tenantMqtts: [tenantMqttsPort],
+      },
     },
     "test broker",
   );
+  let tlsFiles: { caFile: string; certFile: string; keyFile: string; depth: number } | undefined;
+  if (opts.tls) {
+    const dir = path.join(baseDir, "tls");
+    fs.mkdirSync(dir, { mode: 0o700 });
+    tlsFiles = { caFile: path.join(dir, "ca.pem"), certFile: path.join(dir, "cert.pem"), keyFile: path.join(dir, "key.pem"), depth: opts.tls.depth };
+    fs.writeFileSync(tlsFiles.caFile, opts.tls.caCertPem);
+    fs.writeFileSync(tlsFiles.certFile, opts.tls.certPem);
+    fs.writeFileSync(tlsFiles.keyFile, opts.tls.keyPem, { mode: 0o600 });
+  }
   const files = renderBrokerFiles(model, {
+    ...(tlsFiles ? { tls: tlsFiles } : {}),
     adminUsername,
     adminPassword,
     bindAddress: HOST,
@@ -471,25 +514,27 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   if (waitResult !== "ok") return fail(waitResult);
 
   // 2. Management API answers with the admin credentials.
-  const auth = basicAuth(adminUsername, adminPassword);
   let version: string | undefined;
   let lastOverviewError = "";
   const overviewDeadline = Date.now() + OVERVIEW_TIMEOUT_MS;
   while (version === undefined) {
     if (!childRunning(child)) return fail("rabbitmq-server exited while waiting for the management API");
     try {
-      const res = await fetch(`${managementUrl}/api/overview`, {
-        headers: { authorization: auth },
-        signal: AbortSignal.timeout(5000),
-      });
+      const res = await managementRequest(
+        { managementUrl, username: adminUsername, password: adminPassword, ...(opts.tls ? { caCertPem: opts.tls.caCertPem } : {}) },
+        "GET",
+        "overview",
+        undefined,
+        5000,
+      );
       if (res.status === 200) {
-        const body: unknown = await res.json();
+        const body = res.body;
         const v = typeof body === "object" && body !== null ? (body as Record<string, unknown>).rabbitmq_version : undefined;
         if (typeof v !== "string") return fail(`GET /api/overview has no rabbitmq_version: ${JSON.stringify(body)}`);
         version = v;
         break;
       }
-      lastOverviewError = `HTTP ${res.status}: ${await res.text()}`;
+      lastOverviewError = `HTTP ${res.status}: ${JSON.stringify(res.body)}`;
     } catch (err) {
       lastOverviewError = String(err);
     }
@@ -498,11 +543,11 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   }
 
   // 3. MQTT (and Web MQTT) listeners accept TCP connections.
-  for (const [name, port] of [
-    ["MQTT", mqttPort],
-    ["MQTT (tenant listener)", tenantMqttPort],
-    ["Web MQTT", webMqttPort],
-  ] as const) {
+  const listenersToCheck: [string, number][] = [
+    ...(plaintext ? ([["MQTT", mqttPort], ["MQTT (tenant listener)", tenantMqttPort], ["Web MQTT", webMqttPort]] as [string, number][]) : []),
+    ...(opts.tls ? ([["MQTT over TLS", mqttsPort], ["MQTT over TLS (tenant listener)", tenantMqttsPort], ["Web MQTT over TLS", webMqttsPort]] as [string, number][]) : []),
+  ];
+  for (const [name, port] of listenersToCheck) {
     const portDeadline = Date.now() + PORT_TIMEOUT_MS;
     while (!(await canConnect(port))) {
       if (Date.now() > portDeadline) return fail(`${name} port ${port} does not accept connections`);
@@ -526,6 +571,9 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
     adminPassword,
     nodeName,
     baseDir,
+    ...(opts.tls
+      ? { tls: { mqttsPort, tenantMqttsPort, webMqttsPort, managementHttpsPort, amqpsPort, caCertPem: opts.tls.caCertPem, plaintext } }
+      : {}),
     stop,
     ctl: async (args: string[]) => {
       const r = await runCtl(env, ["-n", nodeName, ...args], 60_000);
@@ -570,5 +618,6 @@ export function brokerInfo(broker: TestBroker): BrokerInfo {
     adminPassword: broker.adminPassword,
     nodeName: broker.nodeName,
     baseDir: broker.baseDir,
+    ...(broker.tls ? { tls: broker.tls } : {}),
   };
 }

@@ -17,6 +17,8 @@ export interface MqttLogin {
   protocolVersion?: 4 | 5;
   /** MQTT over WebSocket (the Web MQTT plugin serves it at /ws). */
   websocket?: boolean;
+  /** TLS (mqtts, or wss with websocket): the CA to trust and, for certificate login, the client's chain and key. */
+  tls?: { ca: string; cert?: string; key?: string };
 }
 
 export interface ReceivedMessage {
@@ -35,7 +37,10 @@ export function mqttConnect(login: MqttLogin): Promise<ConnectOutcome> {
   const opts: IClientOptions = {
     host: HOST,
     port: login.port,
-    ...(login.websocket === true ? { protocol: "ws" as const, path: "/ws" } : {}),
+    ...(login.websocket === true ? { protocol: login.tls ? ("wss" as const) : ("ws" as const), path: "/ws" } : login.tls ? { protocol: "mqtts" as const } : {}),
+    ...(login.tls
+      ? { ca: login.tls.ca, ...(login.tls.cert !== undefined ? { cert: login.tls.cert } : {}), ...(login.tls.key !== undefined ? { key: login.tls.key } : {}), rejectUnauthorized: true }
+      : {}),
     clientId: login.clientId,
     clean: login.clean ?? true,
     protocolVersion: login.protocolVersion ?? 4,

@@ -78,7 +78,7 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
     expect(root.inputs).toMatchObject({ isCaCertificate: true, subject: { commonName: "rabbitmq-mqtt dev root CA", organization: "Example Dev" }, validityPeriodHours: 87600 });
     expect(mocks.one("tls:index/privateKey:PrivateKey", "pki-root-key").inputs).toMatchObject({ algorithm: "ECDSA", ecdsaCurve: "P256" });
     const acme = mocks.one("tls:index/locallySignedCert:LocallySignedCert", "pki-tenant-acme-cert");
-    expect(acme.inputs).toMatchObject({ isCaCertificate: true, caCertPem: "CERT of pki-root-cert", allowedUses: ["cert_signing", "crl_signing", "digital_signature"] });
+    expect(acme.inputs).toMatchObject({ isCaCertificate: true, caCertPem: "CERT of pki-root-cert", allowedUses: ["cert_signing", "crl_signing", "digital_signature", "client_auth"] });
     expect(acme.secretInputs).toContain("caPrivateKeyPem");
     const csr = mocks.one("tls:index/certRequest:CertRequest", "pki-broker-csr");
     expect(csr.inputs).toMatchObject({ dnsNames: ["rabbitmq-0", "localhost"], ipAddresses: ["127.0.0.1"] });
@@ -297,4 +297,57 @@ describe("bad platform config fails before any resource is registered", () => {
     await drain();
     expect(mocks.records).toEqual([]);
   });
+});
+
+describe("an imported certificate authority", async () => {
+  const CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBimported\n-----END CERTIFICATE-----\n";
+  const KEY_PEM = "-----BEGIN EC PRIVATE KEY-----\nMHcimportedkey\n-----END EC PRIVATE KEY-----\n";
+  vi.resetModules();
+  const mocks = new RecordingMocks();
+  await pulumi.runtime.setMocks(mocks, PROJECT, "dev", false);
+  pulumi.runtime.setAllConfig(
+    {
+      [`${PROJECT}:stackType`]: "platform",
+      [`${PROJECT}:platform`]: JSON.stringify({ target: "docker", image: "rabbitmq:4.0.9-management", broker: { version: "4.0.9" }, pki: { ca: { source: "import" } } }),
+      [`${PROJECT}:pkiCaCertificate`]: CA_PEM,
+      [`${PROJECT}:pkiCaPrivateKey`]: KEY_PEM,
+    },
+    [`${PROJECT}:pkiCaPrivateKey`],
+  );
+  const outputs = ((await import("../../stacks/index")) as unknown as { default: Record<string, pulumi.Output<unknown>> }).default;
+  const issuers = await settle(outputs["certificateIssuers"]!);
+  await drain();
+
+  it("generates no root: the broker certificate is signed with the imported certificate and key (a secret)", () => {
+    expect(mocks.byType("tls:index/selfSignedCert:SelfSignedCert")).toEqual([]);
+    const broker = mocks.one("tls:index/locallySignedCert:LocallySignedCert", "pki-broker-cert");
+    expect(broker.inputs).toMatchObject({ caCertPem: CA_PEM, caPrivateKeyPem: KEY_PEM });
+    expect(broker.secretInputs).toContain("caPrivateKeyPem");
+    expect(issuers).toEqual({ value: { root: { certPem: CA_PEM, privateKeyPem: KEY_PEM, chainPem: "" }, tenants: {} }, secret: true });
+  });
+
+  it("keeps the imported key out of every plain output and plain input", async () => {
+    expect((await settle(outputs["caCertificatePem"]!)).value).toBe(CA_PEM);
+    for (const r of mocks.records) {
+      for (const [k, v] of Object.entries(r.inputs)) if (JSON.stringify(v).includes("MHcimportedkey")) expect(r.secretInputs, `${r.type} ${r.name} ${k}`).toContain(k);
+    }
+  });
+});
+
+it("refuses a CA certificate in config while the CA is generated, before any resource", async () => {
+  vi.resetModules();
+  const mocks = new RecordingMocks();
+  await pulumi.runtime.setMocks(mocks, PROJECT, "dev", false);
+  pulumi.runtime.setAllConfig({
+    [`${PROJECT}:stackType`]: "platform",
+    [`${PROJECT}:platform`]: JSON.stringify({ target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9" } }),
+    [`${PROJECT}:pkiCaCertificate`]: "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n",
+  });
+  const err = await import("../../stacks/index").then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect((err as Error).message).toMatch(/pkiCaCertificate: is set but platform\.pki\.ca\.source is generate/);
+  await drain();
+  expect(mocks.records).toEqual([]);
 });

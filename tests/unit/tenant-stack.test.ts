@@ -2,7 +2,9 @@
  * The tenant stack program and the Tenant component under mocks: what is registered, with which
  * options, and that bad config fails before any resource.
  */
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../core/errors";
@@ -243,7 +245,8 @@ describe("tenant stack through the platform stack reference", () => {
       identities: [...TENANT.identities, { name: "dev-1", kind: "device", role: "c2b", user: "u-1", auth: "certificate", certificate: { subject: { serialNumber: "D-1" } } }],
     };
     const { mocks, outputs } = await runProgram({ ...ref, tenant }, [], platformOutputs);
-    const identities = (await settle(outputs["identities"]!)).value as Record<string, Record<string, unknown>>;
+    const identitiesOutput = await settle(outputs["identities"]!);
+    const identities = identitiesOutput.value as Record<string, Record<string, unknown>>;
     const keys = await settle(outputs["identityPrivateKeys"]!);
     await drain();
     const dn = "SERIALNUMBER=D-1,CN=dev-1@acme,O=acme";
@@ -274,6 +277,8 @@ describe("tenant stack through the platform stack reference", () => {
     it("exports the certificate chain in plain outputs and the key only as a secret", () => {
       expect(identities["dev-1"]).toMatchObject({ auth: "certificate", username: dn, certificatePem: "CERT of acme-dev-1-certificate-cert\nACME CA CERT\n" });
       expect(identities["dev-1"]).not.toHaveProperty("mqttUsername");
+      // The issuer arrives as one secret; its certificates are public, so the identities stay plain.
+      expect(identitiesOutput.secret).toBe(false);
       expect(keys).toEqual({ value: { "dev-1": "PRIVATE KEY of acme-dev-1-certificate-key" }, secret: true });
       expect(JSON.stringify(identities)).not.toContain("PRIVATE KEY");
     });
@@ -325,5 +330,24 @@ describe("bad config fails before any resource is registered", () => {
     expect((err as Error).message).not.toContain("x".repeat(20));
     await drain();
     expect(mocks.records).toEqual([]);
+  });
+});
+
+describe("the CA file for the rabbitmq provider", () => {
+  it("is written in a directory of the current user only, at a path that depends on the CA alone", async () => {
+    const { caCertFile } = await import("../../stacks/tenant");
+    const base = mkdtempSync(path.join(os.tmpdir(), "ca-file-"));
+    try {
+      const file = caCertFile("CA ONE", base);
+      expect(readFileSync(file, "utf8")).toBe("CA ONE");
+      expect(caCertFile("CA ONE", base)).toBe(file);
+      expect(caCertFile("CA TWO", base)).not.toBe(file);
+      expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
+      // A directory others can write to (someone else could swap the CA) is refused.
+      chmodSync(path.dirname(file), 0o777);
+      expect(() => caCertFile("CA ONE", base)).toThrow(/no one else can write/);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,481 @@
+/**
+ * PKI and TLS end to end, on the OS RabbitMQ:
+ * 1. the shipped dev platform stack runs under the broker mocks, whose hooks make real keys and
+ *    certificates from the declared @pulumi/tls inputs (root CA, acme's intermediate, the broker's
+ *    certificate); its containers cannot run here, so a local node is booted with the same
+ *    renderer, the uploaded CA bundle, broker certificate chain and key, and no plaintext listener;
+ * 2. tenant stacks run against that node through the platform outputs (management over HTTPS,
+ *    trusted through the platform's CA; client certificates signed by the tenant's issuer);
+ * 3. real MQTT, Web MQTT, HTTPS and AMQP clients check what the broker allows.
+ */
+import * as https from "node:https";
+import * as net from "node:net";
+import * as amqp from "amqplib";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { brokerLoginName } from "../../core/dn";
+import { startBroker, type TestBroker } from "../support/broker";
+import { applyStack, loadStackConfig } from "../support/apply-stack";
+import { endQuietly, mqttConnect, sleep, tryPublish, trySubscribe, waitFor, type MqttLogin, type ReceivedMessage } from "../support/clients";
+import type { StackRunResult } from "../support/run-stack";
+import { applyTlsResource, generatePrivateKey, issueCertificate } from "../support/tls-provider";
+
+type Upload = { file: string; content: string };
+type Issuer = { certPem: string; privateKeyPem: string; chainPem: string };
+
+let platform: StackRunResult;
+let broker: TestBroker;
+let acme: StackRunResult;
+let globex: StackRunResult;
+let caCertPem: string;
+let issuers: { root: Issuer; tenants: Record<string, Issuer> };
+let renderedConf: string;
+
+const PLATFORM_REF = "organization/rabbitmq-mqtt/dev";
+const GLOBEX_DEVICE = "tracker-b2";
+
+function upload(file: string): string {
+  const container = platform.registered.find((r) => r.type === "docker:index/container:Container");
+  const u = (container?.inputs["uploads"] as Upload[] | undefined)?.find((x) => x.file === file);
+  if (u === undefined) throw new Error(`the dev platform uploads no ${file}`);
+  return u.content;
+}
+
+const identity = (r: StackRunResult, name: string) => (r.outputs["identities"] as Record<string, Record<string, string>>)[name]!;
+const privateKey = (r: StackRunResult, name: string) => (r.outputs["identityPrivateKeys"] as Record<string, string>)[name]!;
+const password = (r: StackRunResult, name: string) => (r.outputs["identityPasswords"] as Record<string, string>)[name]!;
+
+beforeAll(async () => {
+  expect(inject("broker").version).toBeTruthy();
+  platform = await applyStack("dev", loadStackConfig("dev"));
+  caCertPem = platform.outputs["caCertificatePem"] as string;
+  issuers = platform.outputs["certificateIssuers"] as typeof issuers;
+  renderedConf = upload("/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf");
+  const depth = Number(/^ssl_options\.depth = (\d+)$/m.exec(renderedConf)?.[1]);
+  const devBroker = (loadStackConfig("dev")["platform"] as { broker: { tls: Record<string, unknown> } }).broker;
+  broker = await startBroker({
+    broker: { tls: devBroker.tls },
+    tls: {
+      caCertPem: upload("/etc/rabbitmq/tls/ca.pem"),
+      certPem: upload("/etc/rabbitmq/tls/cert.pem"),
+      keyPem: upload("/etc/rabbitmq/tls/key.pem"),
+      depth,
+      plaintext: false,
+    },
+  });
+  const platformOutputs = {
+    [PLATFORM_REF]: {
+      managementUrl: broker.managementUrl,
+      adminUsername: broker.adminUsername,
+      adminPassword: broker.adminPassword,
+      caCertificatePem: caCertPem,
+      certificateIssuers: issuers,
+      certificateLoginFrom: platform.outputs["certificateLoginFrom"],
+    },
+  };
+  acme = await applyStack("acme", loadStackConfig("acme"), platformOutputs);
+  globex = await applyStack(
+    "globex",
+    {
+      broker: { stackReference: PLATFORM_REF },
+      tenant: {
+        name: "globex",
+        protect: false,
+        mqttPorts: [broker.tls!.tenantMqttsPort],
+        identities: [
+          { name: GLOBEX_DEVICE, kind: "device", role: "c2b", user: "fleet-1", auth: "certificate" },
+          { name: "ingest", kind: "service", role: "b2b", grants: { subscribe: ["activity/#"] } },
+        ],
+      },
+    },
+    platformOutputs,
+  );
+}, 300_000);
+
+afterAll(async () => {
+  await broker?.stop();
+});
+
+function tlsLogin(cert: { certPem: string; keyPem: string } | undefined, extra: Partial<MqttLogin> & { clientId: string }): MqttLogin {
+  return { port: broker.tls!.mqttsPort, tls: { ca: caCertPem, ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}) }, ...extra };
+}
+
+const meter = () => ({ certPem: identity(acme, "meter-42")["certificatePem"]!, keyPem: privateKey(acme, "meter-42") });
+
+/** An observer with full rights in `vhost` (the admin), to see what is really delivered. */
+async function observe(vhost: string): Promise<{ messages: ReceivedMessage[]; end(): Promise<void> }> {
+  await managementPut(`permissions/${vhost}/${encodeURIComponent(broker.adminUsername)}`, { configure: ".*", write: ".*", read: ".*" });
+  const c = await mqttConnect(tlsLogin(undefined, { username: `${vhost}:${broker.adminUsername}`, password: broker.adminPassword, clientId: `observer-${vhost}-${Date.now()}` }));
+  if (!c.ok) throw new Error(`observer: ${c.reason}`);
+  expect((await trySubscribe(c.client, "#")).outcome).toBe("granted");
+  return { messages: c.messages, end: () => endQuietly(c.client) };
+}
+
+function httpsGet(path: string, ca: string | undefined): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: "127.0.0.1", port: broker.tls!.managementHttpsPort, path, method: "GET", ...(ca ? { ca } : {}), auth: `${broker.adminUsername}:${broker.adminPassword}`, timeout: 5000 },
+      (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function managementPut(path: string, body: unknown): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const req = https.request(
+      {
+        host: "127.0.0.1",
+        port: broker.tls!.managementHttpsPort,
+        path: `/api/${path}`,
+        method: "PUT",
+        ca: caCertPem,
+        auth: `${broker.adminUsername}:${broker.adminPassword}`,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => ((res.statusCode ?? 500) < 300 ? resolve() : reject(new Error(`PUT ${path}: ${res.statusCode}`))));
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: "127.0.0.1", port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+/** The broker's view of live MQTT connections: which user and vhost each client id landed in. */
+async function mqttConnections(): Promise<{ clientId: string; user: string; vhost: string }[]> {
+  const out = await broker.ctl(["list_mqtt_connections", "client_id", "user", "vhost", "--no-table-headers", "--quiet"]);
+  return out
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => {
+      const [clientId = "", user = "", vhost = ""] = l.split("\t");
+      return { clientId, user, vhost };
+    });
+}
+
+describe("the platform's PKI, made by the stack", () => {
+  it("signs acme's devices with acme's intermediate, which the root signs, and the broker certificate names the node", async () => {
+    const meterCert = meter().certPem;
+    // Leaf first, then acme's intermediate: the client presents its chain, the broker trusts the root.
+    expect(meterCert.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    expect(meterCert).toContain(issuers.tenants["acme"]!.certPem.trim());
+    expect(renderedConf).toContain("ssl_options.verify = verify_peer");
+    expect(renderedConf).toContain("ssl_options.depth = 1");
+    expect(renderedConf).toContain("mqtt.ssl_cert_login = true");
+    const csr = platform.registered.find((r) => r.type === "tls:index/certRequest:CertRequest" && r.name === "pki-broker-csr");
+    expect(csr?.inputs).toMatchObject({ dnsNames: ["rabbitmq-0", "localhost"], ipAddresses: ["127.0.0.1"] });
+    expect(platform.secretOutputs).toEqual(expect.arrayContaining(["adminPassword", "certificateIssuers"]));
+    expect(acme.secretOutputs).toEqual(["identityPasswords", "identityPrivateKeys"]);
+    const plain = JSON.stringify(Object.fromEntries(Object.entries(acme.outputs).filter(([k]) => !acme.secretOutputs.includes(k))));
+    expect(plain).not.toContain("PRIVATE KEY");
+  });
+
+  it("creates the device's user without a password, named by its certificate's DN, mapped to acme in mqtt_default_vhosts", async () => {
+    const dn = "SERIALNUMBER=MTR-0042,CN=meter-42@acme,OU=meters,O=acme,C=US";
+    expect(identity(acme, "meter-42")["username"]).toBe(dn);
+    const users = await httpsGet(`/api/users/${encodeURIComponent(dn)}`, caCertPem);
+    expect(users.status).toBe(200);
+    const user = JSON.parse(users.body) as { name: string; password_hash?: string; tags: string | string[] };
+    expect(user.name).toBe(dn);
+    // An empty hash matches no password (without one, 3.10 would store a hash of its own).
+    expect(user).toHaveProperty("password_hash", "");
+    expect(user.tags.length).toBe(0);
+    const mapping = JSON.parse((await httpsGet("/api/global-parameters/mqtt_default_vhosts", caCertPem)).body) as { value: Record<string, string> };
+    expect(mapping.value[dn]).toBe("acme");
+    expect(mapping.value[identity(globex, GLOBEX_DEVICE)["username"]!]).toBe("globex");
+  });
+});
+
+describe("certificate login over MQTT/TLS", () => {
+  it("lands the device in its tenant's vhost as its certificate's user, with its grants enforced", async () => {
+    const obs = await observe("acme");
+    const c = await mqttConnect(tlsLogin(meter(), { clientId: "meter-42" }));
+    expect(c.ok).toBe(true);
+    if (!c.ok) return;
+    try {
+      const conns = await mqttConnections();
+      expect(conns.find((x) => x.clientId === "meter-42")).toEqual({ clientId: "meter-42", user: identity(acme, "meter-42")["username"], vhost: "acme" });
+      expect((await trySubscribe(c.client, "client/meter-42/#")).outcome).toBe("granted");
+      expect(await tryPublish(c.client, "activity/u-1001/reading", "42 kWh")).toBe("acked");
+      expect(await waitFor(() => obs.messages.some((m) => m.topic === "activity/u-1001/reading" && m.payload === "42 kWh"), 5000)).toBe(true);
+      // Another identity's commands: refused (3.10 closes the connection).
+      expect((await trySubscribe(c.client, "client/web-app/#")).outcome).not.toBe("granted");
+    } finally {
+      await endQuietly(c.client);
+      await obs.end();
+    }
+  });
+
+  it("lands a certificate signed by the root in its own tenant too (globex, no intermediate)", async () => {
+    const cert = { certPem: identity(globex, GLOBEX_DEVICE)["certificatePem"]!, keyPem: privateKey(globex, GLOBEX_DEVICE) };
+    const c = await mqttConnect(tlsLogin(cert, { clientId: GLOBEX_DEVICE }));
+    expect(c.ok).toBe(true);
+    if (!c.ok) return;
+    try {
+      expect((await mqttConnections()).find((x) => x.clientId === GLOBEX_DEVICE)?.vhost).toBe("globex");
+      expect((await trySubscribe(c.client, `client/${GLOBEX_DEVICE}/#`)).outcome).toBe("granted");
+    } finally {
+      await endQuietly(c.client);
+    }
+  });
+
+  it("keeps the device in its own tenant on another tenant's dedicated port (the certificate mapping wins)", async () => {
+    const c = await mqttConnect({ ...tlsLogin(meter(), { clientId: "meter-42_1" }), port: broker.tls!.tenantMqttsPort });
+    expect(c.ok).toBe(true);
+    if (!c.ok) return;
+    try {
+      expect((await mqttConnections()).find((x) => x.clientId === "meter-42_1")?.vhost).toBe("acme");
+    } finally {
+      await endQuietly(c.client);
+    }
+  });
+
+  it("refuses a certificate from another CA with the same subject", async () => {
+    const key = await generatePrivateKey("ECDSA", 2048, "P256");
+    const now = Date.now();
+    const rogueCa = await issueCertificate({
+      subject: { commonName: "rogue CA" },
+      publicKeyPem: key.publicKeyPem,
+      issuer: "self",
+      privateKeyPemForSelf: key.privateKeyPem,
+      notBefore: new Date(now - 3600_000),
+      notAfter: new Date(now + 3600_000),
+      allowedUses: ["cert_signing"],
+      isCa: true,
+    });
+    const leafKey = await generatePrivateKey("ECDSA", 2048, "P256");
+    const leaf = await issueCertificate({
+      subject: { commonName: "meter-42@acme", organization: "acme", organizationalUnit: "meters", country: "US", serialNumber: "MTR-0042" },
+      publicKeyPem: leafKey.publicKeyPem,
+      issuer: { certPem: rogueCa, privateKeyPem: key.privateKeyPem },
+      notBefore: new Date(now - 3600_000),
+      notAfter: new Date(now + 3600_000),
+      allowedUses: ["digital_signature", "client_auth"],
+    });
+    const c = await mqttConnect(tlsLogin({ certPem: leaf, keyPem: leafKey.privateKeyPem }, { clientId: "meter-42" }));
+    expect(c.ok).toBe(false);
+  });
+
+  it("refuses an expired certificate from acme's own intermediate", async () => {
+    const acmeCa = issuers.tenants["acme"]!;
+    const key = await generatePrivateKey("ECDSA", 2048, "P256");
+    const expired = await issueCertificate({
+      subject: { commonName: "meter-42@acme", organization: "acme", organizationalUnit: "meters", country: "US", serialNumber: "MTR-0042" },
+      publicKeyPem: key.publicKeyPem,
+      issuer: { certPem: acmeCa.certPem, privateKeyPem: acmeCa.privateKeyPem },
+      notBefore: new Date(Date.now() - 48 * 3600_000),
+      notAfter: new Date(Date.now() - 24 * 3600_000),
+      allowedUses: ["digital_signature", "client_auth"],
+    });
+    const c = await mqttConnect(tlsLogin({ certPem: `${expired}${acmeCa.chainPem}`, keyPem: key.privateKeyPem }, { clientId: "meter-42" }));
+    expect(c.ok).toBe(false);
+  });
+
+  it("refuses a valid certificate whose login name has no user", async () => {
+    const acmeCa = issuers.tenants["acme"]!;
+    const key = await generatePrivateKey("ECDSA", 2048, "P256");
+    const subject = { commonName: "ghost@acme", organization: "acme" };
+    const cert = await issueCertificate({
+      subject,
+      publicKeyPem: key.publicKeyPem,
+      issuer: { certPem: acmeCa.certPem, privateKeyPem: acmeCa.privateKeyPem },
+      notBefore: new Date(Date.now() - 3600_000),
+      notAfter: new Date(Date.now() + 3600_000),
+      allowedUses: ["digital_signature", "client_auth"],
+    });
+    expect(brokerLoginName(subject, "distinguished_name")).toBe("CN=ghost@acme,O=acme");
+    const c = await mqttConnect(tlsLogin({ certPem: `${cert}${acmeCa.chainPem}`, keyPem: key.privateKeyPem }, { clientId: "ghost" }));
+    expect(c.ok).toBe(false);
+  });
+
+  it("refuses a certificate user's login by name and empty password: the user has no password", async () => {
+    const dn = identity(acme, "meter-42")["username"]!;
+    const c = await mqttConnect(tlsLogin(undefined, { username: `acme:${dn}`, password: "", clientId: "meter-42" }));
+    expect(c.ok).toBe(false);
+  });
+
+  it("refuses a certificate identity over AMQPS: AMQP offers no login mechanism, EXTERNAL included", async () => {
+    const m = meter();
+    const err = await amqp
+      .connect(
+        { protocol: "amqps", hostname: "127.0.0.1", port: broker.tls!.amqpsPort, vhost: "acme" },
+        { ca: [caCertPem], cert: m.certPem, key: m.keyPem, credentials: amqp.credentials.external(), servername: "localhost" },
+      )
+      .then(
+        async (conn) => {
+          await conn.close();
+          return undefined;
+        },
+        (e: unknown) => e as Error,
+      );
+    expect(err?.message).toMatch(/EXTERNAL is not provided/);
+    // Nor does a password work on that port.
+    const plain = await amqp
+      .connect(`amqps://${encodeURIComponent(broker.adminUsername)}:${broker.adminPassword}@127.0.0.1:${broker.tls!.amqpsPort}/acme`, { ca: [caCertPem], servername: "localhost" })
+      .then(
+        async (conn) => {
+          await conn.close();
+          return undefined;
+        },
+        (e: unknown) => e as Error,
+      );
+    expect(plain?.message).toMatch(/PLAIN is not provided/);
+  });
+});
+
+describe("ssl_cert_login_from = common_name", () => {
+  let cnBroker: TestBroker;
+  let initech: StackRunResult;
+
+  beforeAll(async () => {
+    cnBroker = await startBroker({
+      broker: { tls: { certificateLoginFrom: "common_name" } },
+      tls: { caCertPem: upload("/etc/rabbitmq/tls/ca.pem"), certPem: upload("/etc/rabbitmq/tls/cert.pem"), keyPem: upload("/etc/rabbitmq/tls/key.pem"), depth: 1, plaintext: false },
+    });
+    initech = await applyStack(
+      "initech",
+      { broker: { stackReference: PLATFORM_REF }, tenant: { name: "initech", protect: false, identities: [{ name: "kiosk-7", kind: "device", role: "c2b", user: "store-1", auth: "certificate" }] } },
+      {
+        [PLATFORM_REF]: {
+          managementUrl: cnBroker.managementUrl,
+          adminUsername: cnBroker.adminUsername,
+          adminPassword: cnBroker.adminPassword,
+          caCertificatePem: caCertPem,
+          certificateIssuers: issuers,
+          certificateLoginFrom: "common_name",
+        },
+      },
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    await cnBroker?.stop();
+  });
+
+  it("names the user by the certificate's CN, <identity>@<tenant>, and lands the device in its vhost", async () => {
+    expect(identity(initech, "kiosk-7")["username"]).toBe("kiosk-7@initech");
+    const c = await mqttConnect({
+      port: cnBroker.tls!.mqttsPort,
+      tls: { ca: caCertPem, cert: identity(initech, "kiosk-7")["certificatePem"]!, key: privateKey(initech, "kiosk-7") },
+      clientId: "kiosk-7",
+    });
+    expect(c.ok).toBe(true);
+    if (!c.ok) return;
+    try {
+      const out = await cnBroker.ctl(["list_mqtt_connections", "client_id", "user", "vhost", "--no-table-headers", "--quiet"]);
+      expect(out).toContain("kiosk-7\tkiosk-7@initech\tinitech");
+      expect((await trySubscribe(c.client, "client/kiosk-7/#")).outcome).toBe("granted");
+    } finally {
+      await endQuietly(c.client);
+    }
+  });
+});
+
+describe("password identities over TLS", () => {
+  it("lands a plain username on the tenant's dedicated TLS port in that tenant's vhost", async () => {
+    const c = await mqttConnect({ ...tlsLogin(undefined, { username: "ingest@globex", password: password(globex, "ingest"), clientId: "ingest" }), port: broker.tls!.tenantMqttsPort });
+    expect(c.ok).toBe(true);
+    if (!c.ok) return;
+    try {
+      expect((await mqttConnections()).find((x) => x.clientId === "ingest")).toEqual({ clientId: "ingest", user: "ingest@globex", vhost: "globex" });
+      expect((await trySubscribe(c.client, "activity/#")).outcome).toBe("granted");
+    } finally {
+      await endQuietly(c.client);
+    }
+  });
+
+  it("logs web-app in over MQTT/TLS in its own vhost, and refuses it in another tenant's vhost or on another tenant's port", async () => {
+    const pw = password(acme, "web-app");
+    const ok = await mqttConnect(tlsLogin(undefined, { username: "acme:web-app@acme", password: pw, clientId: "web-app" }));
+    expect(ok.ok).toBe(true);
+    if (ok.ok) {
+      expect((await trySubscribe(ok.client, "client/web-app/#")).outcome).toBe("granted");
+      await endQuietly(ok.client);
+    }
+    expect((await mqttConnect(tlsLogin(undefined, { username: "globex:web-app@acme", password: pw, clientId: "web-app" }))).ok).toBe(false);
+    const onGlobexPort = await mqttConnect({ ...tlsLogin(undefined, { username: "web-app@acme", password: pw, clientId: "web-app" }), port: broker.tls!.tenantMqttsPort });
+    expect(onGlobexPort.ok).toBe(false);
+  });
+
+  it("serves Web MQTT over wss with the platform's CA, with the same grants", async () => {
+    const c = await mqttConnect({
+      port: broker.tls!.webMqttsPort,
+      websocket: true,
+      tls: { ca: caCertPem },
+      username: "acme:web-app@acme",
+      password: password(acme, "web-app"),
+      clientId: "web-app_1",
+    });
+    expect(c.ok).toBe(true);
+    if (!c.ok) return;
+    try {
+      expect((await trySubscribe(c.client, "client/web-app/#")).outcome).toBe("granted");
+      expect((await trySubscribe(c.client, "client/meter-42/#")).outcome).not.toBe("granted");
+    } finally {
+      await endQuietly(c.client);
+    }
+  });
+
+  it("is refused by a client that trusts another CA: the broker's certificate chains to the platform's CA only", async () => {
+    const key = await generatePrivateKey("ECDSA", 2048, "P256");
+    const otherCa = await issueCertificate({
+      subject: { commonName: "some other CA" },
+      publicKeyPem: key.publicKeyPem,
+      issuer: "self",
+      privateKeyPemForSelf: key.privateKeyPem,
+      notBefore: new Date(Date.now() - 3600_000),
+      notAfter: new Date(Date.now() + 3600_000),
+      allowedUses: ["cert_signing"],
+      isCa: true,
+    });
+    const c = await mqttConnect({ port: broker.tls!.mqttsPort, tls: { ca: otherCa }, username: "acme:web-app@acme", password: password(acme, "web-app"), clientId: "web-app" });
+    expect(c.ok).toBe(false);
+    if (!c.ok) expect(c.reason).toMatch(/self[- ]signed|unable to (verify|get)/i);
+  });
+});
+
+describe("the broker's other endpoints", () => {
+  it("answers the management API over HTTPS with a certificate that chains to the platform's CA", async () => {
+    const res = await httpsGet("/api/overview", caCertPem);
+    expect(res.status).toBe(200);
+    expect((JSON.parse(res.body) as { rabbitmq_version: string }).rabbitmq_version).toBe(broker.version);
+    await expect(httpsGet("/api/overview", undefined)).rejects.toThrow(/self[- ]signed|unable to (verify|get)/i);
+  });
+
+  it("opens no plaintext listener: MQTT, Web MQTT, management and AMQP ports are closed", async () => {
+    await sleep(100);
+    // Web MQTT's plaintext listener can be switched off only up to 3.10; later it is confined to
+    // the node's loopback interface, which in this test is also where the TLS listeners are.
+    const webMqttClosable = broker.major === 3 && broker.minor <= 10;
+    for (const port of [broker.mqttPort, broker.managementPort, broker.amqpPort, ...(webMqttClosable ? [broker.webMqttPort] : [])]) {
+      expect(await portOpen(port), `port ${port}`).toBe(false);
+    }
+    if (!webMqttClosable) expect(renderedConf).toContain("web_mqtt.tcp.ip = 127.0.0.1");
+    expect(await portOpen(broker.tls!.mqttsPort)).toBe(true);
+  });
+});
+
+describe("the hooks make real TLS resources", () => {
+  it("issues the same certificate kinds the provider would (sanity: a CSR round trip)", async () => {
+    const key = await applyTlsResource("tls:index/privateKey:PrivateKey", { algorithm: "ECDSA", ecdsaCurve: "P256" });
+    const csr = await applyTlsResource("tls:index/certRequest:CertRequest", { privateKeyPem: key?.["privateKeyPem"], subject: { commonName: "x" } });
+    expect(String(csr?.["certRequestPem"])).toMatch(/BEGIN CERTIFICATE REQUEST/);
+  });
+});
