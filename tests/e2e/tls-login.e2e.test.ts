@@ -479,3 +479,42 @@ describe("the hooks make real TLS resources", () => {
     expect(String(csr?.["certRequestPem"])).toMatch(/BEGIN CERTIFICATE REQUEST/);
   });
 });
+
+describe("retiring a certificate identity (last: it changes the acme stack)", () => {
+  it("closes its connection, deletes its user and its mqtt_default_vhosts entry, and its still-valid certificate no longer logs in", async () => {
+    const dn = identity(acme, "meter-42")["username"]!;
+    const live = await mqttConnect(tlsLogin(meter(), { clientId: "meter-42" }));
+    expect(live.ok).toBe(true);
+    if (!live.ok) return;
+    let closed = false;
+    live.client.on("close", () => (closed = true));
+    const material = meter();
+    const config = loadStackConfig("acme");
+    const tenant = config["tenant"] as { identities: { name: string }[] };
+    tenant.identities = tenant.identities.filter((i) => i.name !== "meter-42");
+    acme = await applyStack(
+      "acme",
+      config,
+      {
+        [PLATFORM_REF]: {
+          managementUrl: broker.managementUrl,
+          adminUsername: broker.adminUsername,
+          adminPassword: broker.adminPassword,
+          caCertificatePem: caCertPem,
+          certificateIssuers: issuers,
+          certificateLoginFrom: "distinguished_name",
+        },
+      },
+      acme,
+    );
+    expect(await waitFor(() => closed, 5000)).toBe(true);
+    expect((await httpsGet(`/api/users/${encodeURIComponent(dn)}`, caCertPem)).status).toBe(404);
+    const mapping = JSON.parse((await httpsGet("/api/global-parameters/mqtt_default_vhosts", caCertPem)).body) as { value: Record<string, string> };
+    expect(mapping.value).not.toHaveProperty(dn);
+    // globex's entry is another stack's: untouched.
+    expect(mapping.value[identity(globex, GLOBEX_DEVICE)["username"]!]).toBe("globex");
+    const again = await mqttConnect(tlsLogin(material, { clientId: "meter-42" }));
+    if (again.ok) await endQuietly(again.client);
+    expect(again.ok).toBe(false);
+  });
+});
