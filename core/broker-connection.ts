@@ -43,6 +43,13 @@ export const brokerConnectionSchema = z.union(
     z.strictObject({
       managementUrl: urlSchema,
       username: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }),
+      /** For an https URL whose certificate a private CA signed: that CA's certificate (PEM). */
+      caCertificatePem: z
+        .string({ error: "must be a string" })
+        .regex(/^\s*-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/, {
+          error: "must be one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)",
+        })
+        .optional(),
     }),
     z.strictObject({
       stackReference: z
@@ -57,7 +64,7 @@ export const brokerConnectionSchema = z.union(
 );
 
 export type BrokerConnectionConfig =
-  | { readonly kind: "direct"; readonly managementUrl: string; readonly username: string }
+  | { readonly kind: "direct"; readonly managementUrl: string; readonly username: string; readonly caCertificatePem?: string }
   | { readonly kind: "stackReference"; readonly stackReference: string };
 
 export function parseBrokerConnection(raw: unknown, hasPassword: boolean): BrokerConnectionConfig {
@@ -87,5 +94,13 @@ export function parseBrokerConnection(raw: unknown, hasPassword: boolean): Broke
       },
     ]);
   }
-  return { kind: "direct", managementUrl: v.managementUrl.replace(/\/+$/, ""), username: v.username };
+  if (v.caCertificatePem !== undefined && !v.managementUrl.startsWith("https:")) {
+    throw new ConfigError([{ key: `${BROKER_KEY}.caCertificatePem`, message: "only for an https:// managementUrl; remove it or use https" }]);
+  }
+  return {
+    kind: "direct",
+    managementUrl: v.managementUrl.replace(/\/+$/, ""),
+    username: v.username,
+    ...(v.caCertificatePem !== undefined ? { caCertificatePem: v.caCertificatePem } : {}),
+  };
 }

@@ -65,6 +65,8 @@ export function validateTenantStack(): ValidatedTenantStack {
 
 interface PlatformView {
   readonly connection: pulumi.Output<ManagementConnection>;
+  /** The CA the management API's certificate chains to, when it is a private one. */
+  readonly managementCaCertPem?: pulumi.Output<string>;
   /** Only through a stack reference: the platform's CA, issuers and certificate login setting. */
   readonly pki?: {
     readonly caCertPem: pulumi.Output<string>;
@@ -76,15 +78,20 @@ interface PlatformView {
 function platformView(broker: BrokerConnectionConfig): PlatformView {
   if (broker.kind === "direct") {
     const password = new pulumi.Config().requireSecret(BROKER_PASSWORD_KEY);
+    const ca = broker.caCertificatePem;
     return {
       connection: pulumi.secret(
-        password.apply((p): ManagementConnection => ({ managementUrl: broker.managementUrl, username: broker.username, password: p })),
+        password.apply(
+          (p): ManagementConnection => ({ managementUrl: broker.managementUrl, username: broker.username, password: p, ...(ca !== undefined ? { caCertPem: ca } : {}) }),
+        ),
       ),
+      ...(ca !== undefined ? { managementCaCertPem: pulumi.output(ca) } : {}),
     };
   }
   const platform = new pulumi.StackReference(broker.stackReference);
   const caCertPem = platform.requireOutput(PLATFORM_OUTPUTS.caCertificatePem).apply(String);
   return {
+    managementCaCertPem: caCertPem,
     connection: pulumi.secret(
       pulumi
         .all([
@@ -132,12 +139,12 @@ export function caCertFile(caCertPem: string, base = os.tmpdir()): string {
 export function tenantStack() {
   const { model, broker, passwords } = validateTenantStack();
 
-  const { connection, pki } = platformView(broker);
+  const { connection, pki, managementCaCertPem } = platformView(broker);
   const provider = new rabbitmq.Provider("broker", {
     endpoint: connection.apply((c) => c.managementUrl),
     username: connection.apply((c) => c.username),
     password: pulumi.secret(connection.apply((c) => c.password)),
-    ...(pki !== undefined ? { cacertFile: pki.caCertPem.apply(caCertFile) } : {}),
+    ...(managementCaCertPem !== undefined ? { cacertFile: managementCaCertPem.apply((pem) => caCertFile(pem)) } : {}),
   });
 
   const tenant = new Tenant(model.name, {

@@ -452,6 +452,16 @@ describe("password identities over TLS", () => {
 });
 
 describe("the broker's other endpoints", () => {
+  it("takes a direct broker connection over HTTPS with a private CA given in config", async () => {
+    const hooli = await applyStack("hooli", {
+      broker: { managementUrl: broker.managementUrl, username: broker.adminUsername, caCertificatePem: caCertPem },
+      brokerPassword: broker.adminPassword,
+      tenant: { name: "hooli", protect: false, identities: [{ name: "app-1", kind: "app", role: "c2b", user: "u-1" }] },
+    });
+    expect(hooli.outputs["vhost"]).toBe("hooli");
+    expect((await httpsGet("/api/vhosts/hooli", caCertPem)).status).toBe(200);
+  });
+
   it("answers the management API over HTTPS with a certificate that chains to the platform's CA", async () => {
     const res = await httpsGet("/api/overview", caCertPem);
     expect(res.status).toBe(200);

@@ -305,6 +305,8 @@ describe("bad config fails before any resource is registered", () => {
     ["bad stack reference", { broker: { stackReference: "platform" }, tenant: TENANT }, /broker/],
     ["password for unknown identity", { ...direct, tenant: TENANT, identityPasswords: { ghost: "x".repeat(20) } }, /identityPasswords\.ghost/],
     ["unknown stack type", { ...direct, tenant: TENANT, stackType: "cluster" }, /stackType: unknown stack type 'cluster'/],
+    ["CA certificate that is not PEM", { ...direct, broker: { ...direct.broker, caCertificatePem: "not a certificate" }, tenant: TENANT }, /broker\.caCertificatePem: must be one PEM certificate/],
+    ["CA certificate for an http URL", { ...direct, broker: { managementUrl: "http://h:15672", username: "a", caCertificatePem: "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n" }, tenant: TENANT }, /broker\.caCertificatePem: only for an https:\/\/ managementUrl/],
     [
       "certificate identity without the platform stack",
       { ...direct, tenant: { ...TENANT, identities: [{ name: "dev-1", kind: "device", role: "c2b", user: "u-1", auth: "certificate" }] } },
@@ -350,4 +352,14 @@ describe("the CA file for the rabbitmq provider", () => {
       rmSync(base, { recursive: true, force: true });
     }
   });
+});
+
+it("trusts a private CA given with a direct broker connection, in the provider and the dynamic resources", async () => {
+  const ca = "-----BEGIN CERTIFICATE-----\nMIIprivate\n-----END CERTIFICATE-----\n";
+  const { mocks, outputs } = await runProgram({ ...direct, broker: { ...direct.broker, caCertificatePem: ca }, tenant: { ...TENANT, mqttPorts: [] } }, ["brokerPassword"]);
+  await settle(outputs["vhost"]!);
+  await drain();
+  const [p] = mocks.byType("pulumi:providers:rabbitmq");
+  expect(readFileSync(String(p?.inputs["cacertFile"]), "utf8")).toBe(ca);
+  expect((mocks.byType("pulumi-nodejs:dynamic/rabbitmq-mqtt:VhostMetadata")[0]?.inputs["connection"] as { caCertPem?: string }).caCertPem).toBe(ca);
 });
