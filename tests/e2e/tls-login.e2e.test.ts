@@ -62,16 +62,7 @@ beforeAll(async () => {
       plaintext: false,
     },
   });
-  const platformOutputs = {
-    [PLATFORM_REF]: {
-      managementUrl: broker.managementUrl,
-      adminUsername: broker.adminUsername,
-      adminPassword: broker.adminPassword,
-      caCertificatePem: caCertPem,
-      certificateIssuers: issuers,
-      certificateLoginFrom: platform.outputs["certificateLoginFrom"],
-    },
-  };
+  const platformOutputs = platformOutputsFor(broker, String(platform.outputs["certificateLoginFrom"]));
   acme = await applyStack("acme", loadStackConfig("acme"), platformOutputs);
   globex = await applyStack(
     "globex",
@@ -110,42 +101,65 @@ async function observe(vhost: string): Promise<{ messages: ReceivedMessage[]; en
   return { messages: c.messages, end: () => endQuietly(c.client) };
 }
 
-function httpsGet(path: string, ca: string | undefined): Promise<{ status: number; body: string }> {
+/**
+ * The management API over HTTPS, spoken directly with node:https (not through
+ * components/management/api.ts, which is under test); `ca` undefined trusts only public CAs.
+ */
+function adminHttps(method: "GET" | "PUT", path: string, ca: string | undefined, body?: unknown): Promise<{ status: number; body: string }> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = https.request(
-      { host: "127.0.0.1", port: broker.tls!.managementHttpsPort, path, method: "GET", ...(ca ? { ca } : {}), auth: `${broker.adminUsername}:${broker.adminPassword}`, timeout: 5000 },
-      (res) => {
-        let body = "";
-        res.on("data", (c: Buffer) => (body += c.toString()));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-async function managementPut(path: string, body: unknown): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const payload = JSON.stringify(body);
     const req = https.request(
       {
         host: "127.0.0.1",
         port: broker.tls!.managementHttpsPort,
-        path: `/api/${path}`,
-        method: "PUT",
-        ca: caCertPem,
+        path,
+        method,
+        ...(ca ? { ca } : {}),
         auth: `${broker.adminUsername}:${broker.adminPassword}`,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
+        timeout: 5000,
+        ...(payload !== undefined ? { headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } } : {}),
       },
       (res) => {
-        res.resume();
-        res.on("end", () => ((res.statusCode ?? 500) < 300 ? resolve() : reject(new Error(`PUT ${path}: ${res.statusCode}`))));
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
       },
     );
     req.on("error", reject);
     req.end(payload);
   });
+}
+
+const httpsGet = (path: string, ca: string | undefined) => adminHttps("GET", path, ca);
+
+async function managementPut(path: string, body: unknown): Promise<void> {
+  const res = await adminHttps("PUT", `/api/${path}`, caCertPem, body);
+  if (res.status >= 300) throw new Error(`PUT ${path}: ${res.status} ${res.body}`);
+}
+
+/** The platform stack's outputs as a tenant stack reads them, pointing at `node`. */
+function platformOutputsFor(node: TestBroker, certificateLoginFrom: string): Record<string, Record<string, unknown>> {
+  return {
+    [PLATFORM_REF]: {
+      managementUrl: node.managementUrl,
+      adminUsername: node.adminUsername,
+      adminPassword: node.adminPassword,
+      caCertificatePem: caCertPem,
+      certificateIssuers: issuers,
+      certificateLoginFrom,
+    },
+  };
+}
+
+/** Connects over AMQP and closes again; resolves with the error when the broker refuses. */
+async function amqpRefusal(connect: () => Promise<amqp.ChannelModel>): Promise<Error | undefined> {
+  return connect().then(
+    async (conn) => {
+      await conn.close();
+      return undefined;
+    },
+    (e: unknown) => e as Error,
+  );
 }
 
 function portOpen(port: number): Promise<boolean> {
@@ -313,29 +327,17 @@ describe("certificate login over MQTT/TLS", () => {
 
   it("refuses a certificate identity over AMQPS: AMQP offers no login mechanism, EXTERNAL included", async () => {
     const m = meter();
-    const err = await amqp
-      .connect(
+    const err = await amqpRefusal(() =>
+      amqp.connect(
         { protocol: "amqps", hostname: "127.0.0.1", port: broker.tls!.amqpsPort, vhost: "acme" },
         { ca: [caCertPem], cert: m.certPem, key: m.keyPem, credentials: amqp.credentials.external(), servername: "localhost" },
-      )
-      .then(
-        async (conn) => {
-          await conn.close();
-          return undefined;
-        },
-        (e: unknown) => e as Error,
-      );
+      ),
+    );
     expect(err?.message).toMatch(/EXTERNAL is not provided/);
     // Nor does a password work on that port.
-    const plain = await amqp
-      .connect(`amqps://${encodeURIComponent(broker.adminUsername)}:${broker.adminPassword}@127.0.0.1:${broker.tls!.amqpsPort}/acme`, { ca: [caCertPem], servername: "localhost" })
-      .then(
-        async (conn) => {
-          await conn.close();
-          return undefined;
-        },
-        (e: unknown) => e as Error,
-      );
+    const plain = await amqpRefusal(() =>
+      amqp.connect(`amqps://${encodeURIComponent(broker.adminUsername)}:${broker.adminPassword}@127.0.0.1:${broker.tls!.amqpsPort}/acme`, { ca: [caCertPem], servername: "localhost" }),
+    );
     expect(plain?.message).toMatch(/PLAIN is not provided/);
   });
 });
@@ -352,16 +354,7 @@ describe("ssl_cert_login_from = common_name", () => {
     initech = await applyStack(
       "initech",
       { broker: { stackReference: PLATFORM_REF }, tenant: { name: "initech", protect: false, identities: [{ name: "kiosk-7", kind: "device", role: "c2b", user: "store-1", auth: "certificate" }] } },
-      {
-        [PLATFORM_REF]: {
-          managementUrl: cnBroker.managementUrl,
-          adminUsername: cnBroker.adminUsername,
-          adminPassword: cnBroker.adminPassword,
-          caCertificatePem: caCertPem,
-          certificateIssuers: issuers,
-          certificateLoginFrom: "common_name",
-        },
-      },
+      platformOutputsFor(cnBroker, "common_name"),
     );
   }, 180_000);
 
@@ -505,16 +498,7 @@ describe("retiring a certificate identity (last: it changes the acme stack)", ()
     acme = await applyStack(
       "acme",
       config,
-      {
-        [PLATFORM_REF]: {
-          managementUrl: broker.managementUrl,
-          adminUsername: broker.adminUsername,
-          adminPassword: broker.adminPassword,
-          caCertificatePem: caCertPem,
-          certificateIssuers: issuers,
-          certificateLoginFrom: "distinguished_name",
-        },
-      },
+      platformOutputsFor(broker, "distinguished_name"),
       acme,
     );
     expect(await waitFor(() => closed, 5000)).toBe(true);
