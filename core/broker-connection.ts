@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { ConfigError, formatPath } from "./errors";
+import { PEM_CERTIFICATE } from "./pki-config";
 
 export const BROKER_KEY = "broker";
 export const BROKER_PASSWORD_KEY = "brokerPassword";
@@ -46,7 +47,7 @@ export const brokerConnectionSchema = z.union(
       /** For an https URL whose certificate a private CA signed: that CA's certificate (PEM). */
       caCertificatePem: z
         .string({ error: "must be a string" })
-        .regex(/^\s*-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/, {
+        .regex(PEM_CERTIFICATE, {
           error: "must be one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)",
         })
         .optional(),

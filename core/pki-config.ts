@@ -75,4 +75,9 @@ export function outlivesProblems(child: Validity, childKey: string, parent: Vali
   return [];
 }
 
+/** One PEM certificate block (config values that hold a CA certificate). */
+export const PEM_CERTIFICATE = /^\s*-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/;
+/** One PEM private key block: PKCS#8, PKCS#1 (RSA) or SEC1 (EC). */
+export const PEM_PRIVATE_KEY = /^\s*-----BEGIN (?:RSA |EC )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END (?:RSA |EC )?PRIVATE KEY-----\s*$/;
+
 export const DNS_NAME_PATTERN = /^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;

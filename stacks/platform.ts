@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { dockerCertificateNames, kubernetesCertificateNames, type CertificateNames } from "../core/broker-endpoints";
 import { PLATFORM_OUTPUTS } from "../core/broker-connection";
 import { ConfigError, type ConfigIssue } from "../core/errors";
+import { PEM_CERTIFICATE, PEM_PRIVATE_KEY } from "../core/pki-config";
 import { PKI_CA_CERTIFICATE_KEY, PKI_CA_PRIVATE_KEY_KEY, PLATFORM_KEY, parsePlatformConfig, type PlatformModel } from "../core/platform-config";
 import { parseJsonConfig, rawConfig } from "./config";
 import { DockerBroker, nodeHost } from "../components/platform/docker-broker";
@@ -16,8 +17,6 @@ import { PlatformPki } from "../components/pki/platform-pki";
 /** The component name of the broker; its node and Service names go into the certificate. */
 const BROKER_NAME = "rabbitmq";
 
-const PEM_CERTIFICATE = /^\s*-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/;
-const PEM_PRIVATE_KEY = /^\s*-----BEGIN (?:RSA |EC )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END (?:RSA |EC )?PRIVATE KEY-----\s*$/;
 
 export interface ValidatedPlatformStack {
   readonly model: PlatformModel;
