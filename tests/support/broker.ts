@@ -1,24 +1,23 @@
 /**
- * Test harness: starts a private RabbitMQ node (the OS package, run by hand as the current user)
- * on free 127.0.0.1 ports, inside a fresh temp directory, with random admin credentials and
- * no `guest` user. Works with the Debian 12 (3.10.x) and Debian 13 (4.0.x) packages.
+ * Test harness: starts a private RabbitMQ node of the release under test (tests/support/
+ * broker-runtime.ts: the host's package, or a Debian chroot) on free 127.0.0.1 ports, inside a
+ * fresh directory, with random admin credentials and no `guest` user.
  *
- * Only node built-ins are used. See the shared RabbitMQ notes for why the server is
- * started through /usr/lib/rabbitmq/bin and not the /usr/sbin wrapper.
+ * Only node built-ins are used. The server is started through /usr/lib/rabbitmq/bin, not the
+ * /usr/sbin wrapper, which switches to the rabbitmq user and cannot write to the node's directory.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
 import { CONTAINER_CONFIG_FILE, renderBrokerFiles } from "../../core/broker-config";
 import { managementRequest } from "../../components/management/api";
 import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
+import { brokerRuntime, RABBITMQ_LIB } from "./broker-runtime";
 
-const RABBITMQ_BIN = "/usr/lib/rabbitmq/bin";
-const RABBITMQ_SERVER = path.join(RABBITMQ_BIN, "rabbitmq-server");
-const RABBITMQCTL = path.join(RABBITMQ_BIN, "rabbitmqctl");
+const RABBITMQ_SERVER = path.join(RABBITMQ_LIB, "bin", "rabbitmq-server");
+const RABBITMQCTL = path.join(RABBITMQ_LIB, "bin", "rabbitmqctl");
 const HOST = "127.0.0.1" as const;
 
 const CTL_WAIT_TIMEOUT_S = 60;
@@ -150,6 +149,9 @@ function brokerEnv(dirs: {
     // Our own (empty) env file, so /etc/rabbitmq/rabbitmq-env.conf (NODENAME=rabbit@localhost) is not read.
     RABBITMQ_CONF_ENV_FILE: path.join(baseDir, "rabbitmq-env.conf"),
     RABBITMQ_ENABLED_PLUGINS_FILE: path.join(baseDir, "enabled_plugins"),
+    // Named explicitly: RabbitMQ 4.0.5's CLI finds no plugins directory of its own here
+    // (`plugins_dir_does_not_exist`), and then knows no plugin command (list_mqtt_connections).
+    RABBITMQ_PLUGINS_DIR: path.join(RABBITMQ_LIB, "lib", `rabbitmq_server-${brokerRuntime().versionText}`, "plugins"),
     RABBITMQ_MNESIA_BASE: path.join(baseDir, "mnesia"),
     RABBITMQ_LOG_BASE: path.join(baseDir, "log"),
     RABBITMQ_DIST_PORT: String(dirs.distPort),
@@ -168,10 +170,11 @@ interface CtlResult {
 }
 
 function runCtl(env: NodeJS.ProcessEnv, args: string[], timeoutMs: number): Promise<CtlResult> {
+  const cmd = brokerRuntime().command(RABBITMQCTL, args);
   return new Promise((resolve) => {
     execFile(
-      RABBITMQCTL,
-      args,
+      cmd.file,
+      cmd.args,
       { env, cwd: env.HOME, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 4 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
@@ -325,15 +328,14 @@ function parseVersion(version: string): { major: number; minor: number } {
   return { major: Number(match[1]), minor: Number(match[2]) };
 }
 
-/** The installed server's version (x.y.z), read before it starts from its lib directory name. */
+/** The version (x.y.z) of the release under test, read before it starts from its lib directory name. */
 export function installedVersionText(): string {
-  const dir = fs.readdirSync("/usr/lib/rabbitmq/lib").find((d) => d.startsWith("rabbitmq_server-"));
-  if (dir === undefined) throw new Error("rabbitmq-server is not installed (no /usr/lib/rabbitmq/lib/rabbitmq_server-*)");
-  return dir.slice("rabbitmq_server-".length);
+  return brokerRuntime().versionText;
 }
 
 export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBroker> {
-  const baseDir = fs.mkdtempSync(path.join(os.tmpdir(), "rmq-e2e-"));
+  const runtime = brokerRuntime();
+  const baseDir = fs.mkdtempSync(path.join(runtime.workDir, "rmq-e2e-"));
   const nodeName = opts.member?.nodeName ?? `e2e-${process.pid}-${randomHex(4)}@localhost`;
   const adminUsername = opts.member?.adminUsername ?? `admin-${randomHex(4)}`;
   const adminPassword = opts.member?.adminPassword ?? randomHex(24);
@@ -427,7 +429,8 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   try {
     // detached: the wrapper shell, beam.smp and its helpers get their own process group,
     // which stop() can kill as a whole if the graceful stop fails.
-    child = spawn(RABBITMQ_SERVER, [], { env, cwd: baseDir, detached: true, stdio: ["ignore", out, out] });
+    const cmd = runtime.command(RABBITMQ_SERVER, []);
+    child = spawn(cmd.file, cmd.args, { env, cwd: baseDir, detached: true, stdio: ["ignore", out, out] });
   } finally {
     fs.closeSync(out);
   }
@@ -585,20 +588,66 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
 
 /**
  * Starts `count` local nodes that form one cluster from the rendered classic peer discovery
- * settings. Members start one after another, so each later one finds a running peer to join.
+ * settings. All members start at once, as the targets start them (Pulumi creates the Docker
+ * containers in parallel; the Kubernetes StatefulSet has `podManagementPolicy: Parallel`): a 4.x
+ * node that finds none of its peers waits for them, so starting one after another cannot work there.
  */
 export async function startCluster(count: number, opts: Omit<StartBrokerOptions, "member"> = {}): Promise<TestBroker[]> {
   const tag = `${process.pid}-${randomHex(3)}`;
   const clusterNodes = Array.from({ length: count }, (_, i) => `e2e-${tag}-${i}@localhost`);
   const shared = { erlangCookie: randomHex(20).toUpperCase(), adminUsername: `admin-${randomHex(4)}`, adminPassword: randomHex(24), clusterNodes };
-  const members: TestBroker[] = [];
-  try {
-    for (const nodeName of clusterNodes) members.push(await startBroker({ ...opts, member: { ...shared, nodeName } }));
-  } catch (err) {
+  const started = await Promise.allSettled(clusterNodes.map((nodeName) => startBroker({ ...opts, member: { ...shared, nodeName } })));
+  const members = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const failures = started.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+  if (failures.length > 0) {
     for (const m of members) await m.stop();
-    throw err;
+    throw new Error(`startCluster: ${failures.length} of ${count} members failed:\n${failures.map(String).join("\n")}`);
   }
   return members;
+}
+
+export interface MqttConnectionInfo {
+  clientId: string;
+  user: string;
+  vhost: string;
+}
+
+/**
+ * `rabbitmqctl list_mqtt_connections` crashes on RabbitMQ 4.0.5 when the node has more than one
+ * MQTT listener (a tenant's dedicated port): `case_clause` in rabbit_networking:listener_of_protocol/1
+ * (seen here; 3.10.8 and 4.3.6 list them). Asserted in tests/e2e/tls-login.e2e.test.ts.
+ */
+export function listMqttConnectionsCrashesWithTwoListeners(b: BrokerInfo): boolean {
+  return b.major === 4 && b.minor === 0;
+}
+
+/** Live MQTT connections: which user and vhost each client id landed in, as the broker reports them. */
+export async function mqttConnectionsOf(b: TestBroker): Promise<MqttConnectionInfo[]> {
+  if (listMqttConnectionsCrashesWithTwoListeners(b)) {
+    // The management API's connection list names the client id of every MQTT connection on 4.x.
+    const res = await managementRequest(
+      { managementUrl: b.managementUrl, username: b.adminUsername, password: b.adminPassword, ...(b.tls ? { caCertPem: b.tls.caCertPem } : {}) },
+      "GET",
+      "connections",
+    );
+    if (res.status !== 200 || !Array.isArray(res.body)) throw new Error(`GET /api/connections answered ${res.status}`);
+    return (res.body as { protocol?: string; user?: string; vhost?: string; client_properties?: { client_id?: string } }[])
+      .filter((c) => typeof c.protocol === "string" && c.protocol.startsWith("MQTT"))
+      .map((c) => ({ clientId: c.client_properties?.client_id ?? "", user: c.user ?? "", vhost: c.vhost ?? "" }));
+  }
+  const out = await b.ctl(["list_mqtt_connections", "client_id", "user", "vhost", "--no-table-headers", "--quiet"]);
+  return out
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => {
+      const [clientId = "", user = "", vhost = ""] = l.split("\t");
+      return { clientId, user, vhost };
+    });
+}
+
+/** The rabbitmq.conf the node runs with: the product's rendering plus the harness's lines. */
+export function renderedConfOf(b: BrokerInfo): string {
+  return fs.readFileSync(path.join(b.baseDir, "rabbitmq-mqtt.d", path.basename(CONTAINER_CONFIG_FILE)), "utf8");
 }
 
 /** The serializable part of a TestBroker. */

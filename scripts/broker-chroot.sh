@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds (once) a Debian root file system holding one RabbitMQ release from Debian's archive, for the
+# end-to-end broker matrix. Prints the root's path on stdout. Cached: a finished root is reused until
+# its suite's name changes; delete the folder to rebuild.
+#
+#   scripts/broker-chroot.sh trixie   -> RabbitMQ 4.0.x (Debian 13)
+#   scripts/broker-chroot.sh forky    -> RabbitMQ 4.3.x (Debian forky/sid)
+#
+# Why a chroot and not a container: the suite must run where no Docker engine is started, and the
+# node shares the host's loopback and epmd, so the harness reaches it on 127.0.0.1 like a host node.
+set -euo pipefail
+
+suite="${1:?usage: broker-chroot.sh <trixie|forky>}"
+case "$suite" in
+  trixie) script=trixie ;;
+  # The host's debootstrap has no forky script; forky is sid's successor and bootstraps with sid's.
+  forky) script=sid ;;
+  *) echo "broker-chroot.sh: unknown suite '$suite' (expected trixie or forky)" >&2; exit 2 ;;
+esac
+
+cache="${BROKER_CHROOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rabbitmq-mqtt-provisioner/chroots}"
+root="$cache/$suite"
+if [ -f "$root/.complete" ]; then
+  echo "$root"
+  exit 0
+fi
+
+log() { echo "broker-chroot.sh: $*" >&2; }
+
+if ! command -v debootstrap >/dev/null; then
+  log "installing debootstrap"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update >&2
+  apt-get install -y debootstrap >&2
+fi
+
+# The mirror the host's apt already uses, read at run time (never written into the repository).
+mirror=""
+if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+  mirror="$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' \
+    /etc/apt/sources.list.d/debian.sources)"
+fi
+if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
+  mirror="$(awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list)"
+fi
+[ -n "$mirror" ] || { log "no Debian mirror found in the host's apt sources"; exit 1; }
+
+mkdir -p "$cache"
+# Concurrent callers (CI builds both suites at once) must not build the same root twice.
+exec 9>"$cache/$suite.lock"
+flock 9
+if [ -f "$root/.complete" ]; then
+  echo "$root"
+  exit 0
+fi
+
+work="$cache/$suite.building"
+# A half-built root from an interrupted run may still have mounts under it.
+for m in proc dev; do mountpoint -q "$work/$m" 2>/dev/null && umount -l "$work/$m"; done
+rm -rf "$work"
+log "debootstrap $suite (RabbitMQ from Debian's archive); about 2 minutes"
+debootstrap --variant=minbase --include=rabbitmq-server,ca-certificates "$suite" "$work" "$mirror" \
+  "/usr/share/debootstrap/scripts/$script" >"$cache/$suite.debootstrap.log" 2>&1 || {
+  log "debootstrap failed; last lines of $cache/$suite.debootstrap.log:"
+  tail -20 "$cache/$suite.debootstrap.log" >&2
+  exit 1
+}
+# Erlang cannot resolve localhost without it (epmd_error ... nxdomain).
+cp /etc/hosts "$work/etc/hosts"
+version="$(chroot "$work" dpkg-query -W -f '${Version}' rabbitmq-server)"
+echo "$version" >"$work/.rabbitmq-version"
+touch "$work/.complete"
+mv "$work" "$root"
+log "$suite ready: rabbitmq-server $version"
+echo "$root"

@@ -1,0 +1,147 @@
+/**
+ * Runs every end-to-end suite on every release of the broker matrix (tests/support/
+ * broker-runtime.ts), a few at a time, and prints per release what passed.
+ *
+ *   tsx tests/support/e2e-matrix.ts             every release
+ *   E2E_BROKER=4.3 tsx tests/support/e2e-matrix.ts   one release
+ *   E2E_JOBS=2                                   how many suites run at once (default 3)
+ *
+ * Each suite is one vitest process with its own broker nodes on free ports, so suites of different
+ * releases do not compete for ports or files. A suite's output goes to reports/<suite>.log and is
+ * printed whole when the suite ends; its JSON report to reports/<suite>.json.
+ */
+import { execFile, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { BROKER_MATRIX, matrixEntry, prepareChroot, releaseChroot, type MatrixEntry } from "./broker-runtime";
+
+const ROOT = path.resolve(__dirname, "../..");
+const REPORTS = path.join(ROOT, "reports");
+const VITEST = path.join(ROOT, "node_modules/.bin/vitest");
+
+interface Suite {
+  id: string;
+  series: string;
+  title: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+interface SuiteResult {
+  suite: Suite;
+  code: number | null;
+  passed: number;
+  failed: number;
+  skipped: number;
+  seconds: number;
+  version: string | undefined;
+}
+
+function suitesFor(entry: MatrixEntry): Suite[] {
+  const s = entry.series;
+  return [
+    { id: `e2e-${s}`, series: s, title: "end-to-end, one node (and the cluster-formation suite)", args: [], env: {} },
+    {
+      id: `e2e-cluster-${s}`,
+      series: s,
+      title: "tenant access on a three-node cluster",
+      args: ["tests/e2e/tenant-access.e2e.test.ts"],
+      env: { E2E_CLUSTER: "1" },
+    },
+  ];
+}
+
+/** scripts/broker-chroot.sh, asynchronously, so that two releases' debootstraps run side by side. */
+function buildChroot(suite: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile("bash", [path.join(ROOT, "scripts/broker-chroot.sh"), suite], { timeout: 20 * 60_000 }, (err, stdout) => {
+      const root = stdout.trim().split("\n").pop() ?? "";
+      if (err !== null || !fs.existsSync(path.join(root, ".complete"))) reject(new Error(`scripts/broker-chroot.sh ${suite} failed: ${err?.message ?? "no finished root"}`));
+      else resolve(root);
+    });
+    child.stderr?.pipe(process.stderr);
+  });
+}
+
+function runSuite(suite: Suite): Promise<SuiteResult> {
+  const started = Date.now();
+  const log = path.join(REPORTS, `${suite.id}.log`);
+  const json = path.join(REPORTS, `${suite.id}.json`);
+  const out = fs.openSync(log, "w");
+  const child = spawn(
+    VITEST,
+    ["run", "--project", "e2e", ...suite.args, "--reporter=default", "--reporter=json", `--outputFile.json=${json}`],
+    { cwd: ROOT, env: { ...process.env, ...suite.env, E2E_BROKER: suite.series, FORCE_COLOR: "0" }, stdio: ["ignore", out, out] },
+  );
+  fs.closeSync(out);
+  return new Promise((resolve) => {
+    child.on("exit", (code) => {
+      const text = fs.readFileSync(log, "utf8");
+      process.stdout.write(`\n===== ${suite.id}: ${suite.title} (RabbitMQ ${suite.series}) =====\n${text}\n`);
+      let passed = 0;
+      let failed = 0;
+      let skipped = 0;
+      if (fs.existsSync(json)) {
+        const r = JSON.parse(fs.readFileSync(json, "utf8")) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests: number };
+        passed = r.numPassedTests;
+        failed = r.numFailedTests;
+        skipped = r.numPendingTests + r.numTodoTests;
+      }
+      const version = /\[e2e\] RabbitMQ (\d+\.\d+\.\d+)/.exec(text)?.[1];
+      resolve({ suite, code, passed, failed, skipped, seconds: Math.round((Date.now() - started) / 1000), version });
+    });
+  });
+}
+
+async function main(): Promise<number> {
+  const only = process.env.E2E_BROKER;
+  const entries = only === undefined || only === "" ? [...BROKER_MATRIX] : [matrixEntry(only)];
+  const jobs = Math.max(1, Number(process.env.E2E_JOBS ?? 3));
+  fs.mkdirSync(REPORTS, { recursive: true });
+
+  // Build (or find) every chroot first: the suites then start at once.
+  const chroots = new Map<string, string>();
+  await Promise.all(
+    entries.map(async (e) => {
+      if (e.source.kind !== "chroot") return;
+      const { suite } = e.source;
+      const root = await buildChroot(suite);
+      prepareChroot(root, suite);
+      chroots.set(e.series, root);
+    }),
+  );
+
+  // Suites interleaved by release, so the first `jobs` cover different releases.
+  const perRelease = entries.map(suitesFor);
+  const queue: Suite[] = [];
+  for (let i = 0; perRelease.some((l) => i < l.length); i++) for (const l of perRelease) if (l[i] !== undefined) queue.push(l[i]!);
+  fs.writeFileSync(path.join(REPORTS, "e2e-matrix.json"), `${JSON.stringify({ suites: queue.map((q) => q.id) }, null, 2)}\n`);
+  const results: SuiteResult[] = [];
+  const workers = Array.from({ length: Math.min(jobs, queue.length) }, async () => {
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) results.push(await runSuite(next));
+  });
+  await Promise.all(workers);
+  for (const root of chroots.values()) releaseChroot(root);
+
+  console.log("\n===== broker matrix =====");
+  let failedAny = false;
+  for (const e of entries) {
+    const mine = results.filter((r) => r.suite.series === e.series);
+    const passed = mine.reduce((n, r) => n + r.passed, 0);
+    const failed = mine.reduce((n, r) => n + r.failed, 0);
+    const version = mine.find((r) => r.version !== undefined)?.version ?? `${e.series}.x`;
+    const from = e.source.kind === "host" ? "host package" : `Debian ${e.source.suite} chroot`;
+    const parts = mine.map((r) => `${r.suite.id} ${r.passed} passed, ${r.failed} failed${r.skipped ? `, ${r.skipped} skipped` : ""} (${r.seconds} s${r.code !== 0 ? `, exit ${r.code}` : ""})`);
+    console.log(`RabbitMQ ${version} (${from}): ${passed} passed, ${failed} failed -- ${parts.join("; ")}`);
+    if (failed > 0 || passed === 0 || mine.some((r) => r.code !== 0)) failedAny = true;
+  }
+  return failedAny ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
