@@ -3,6 +3,10 @@
  * stays a rabbitmq.VHost (and can be protected) and this resource sets its metadata afterwards:
  * `PUT /api/vhosts/{name}` on an existing vhost updates description and tags (RabbitMQ 3.9+)
  * without touching its contents.
+ *
+ * The PUT carries the vhost's current default queue type back: RabbitMQ 4.3 replaces the whole
+ * vhost record, so a body with description and tags only reset an existing `quorum` vhost to
+ * `classic` (seen on 4.3.6), changing how every later queue of the tenant is stored.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { managementCall, seg, type ManagementConnection } from "./api";
@@ -14,10 +18,22 @@ export interface VhostMetadataProps {
   readonly tags: readonly string[];
 }
 
+/** The vhost's default queue type as GET /api/vhosts/{name} reports it (top level, or in metadata). */
+export function currentDefaultQueueType(body: unknown): string | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  const b = body as { default_queue_type?: unknown; metadata?: { default_queue_type?: unknown } };
+  const value = b.default_queue_type ?? b.metadata?.default_queue_type;
+  return typeof value === "string" && value !== "" && value !== "undefined" ? value : undefined;
+}
+
 async function putMetadata(p: VhostMetadataProps): Promise<void> {
+  const current = await managementCall(p.connection, "GET", `vhosts/${seg(p.vhost)}`);
+  const queueType = currentDefaultQueueType(current.body);
   await managementCall(p.connection, "PUT", `vhosts/${seg(p.vhost)}`, {
     description: p.description,
     tags: p.tags.join(","),
+    // 3.10 reads `defaultqueuetype`, later versions `default_queue_type`: send both.
+    ...(queueType !== undefined ? { default_queue_type: queueType, defaultqueuetype: queueType } : {}),
   });
 }
 
