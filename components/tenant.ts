@@ -46,6 +46,8 @@ export interface TenantIdentityOutput {
   readonly username: pulumi.Output<string>;
   readonly role: string;
   readonly clientIdPattern: string;
+  /** The MQTT client ids whose sessions the identity may keep (a certificate identity: its DN only). */
+  readonly clientIds: readonly string[];
   /** Password identities: secret. */
   readonly password?: pulumi.Output<string>;
   /** Certificate identities: the certificate followed by its issuer chain (PEM). */
@@ -224,6 +226,7 @@ export class Tenant extends pulumi.ComponentResource {
       username: user.name,
       role: identity.role,
       clientIdPattern: identity.permissions.clientIdPattern,
+      clientIds: identity.permissions.clientIds,
       ...output,
     };
   }

@@ -7,7 +7,10 @@
  * - `mqtt.default_user`/`default_pass` are never rendered (gone in 4.0, and anonymous MQTT is off);
  * - `anonymous_login_user = none` from 3.13 (core/broker-baseline.ts);
  * - Web MQTT over TLS takes no client certificates (its schema has no `verify`), so browsers log
- *   in with passwords over wss and certificate login is MQTT over TLS.
+ *   in with passwords over wss and certificate login is MQTT over TLS;
+ * - `mqtt.ssl_cert_client_id_from = distinguished_name` from 4.0 (in the 4.0.5 and 4.3.6
+ *   schemas): a client with a verified certificate must use the certificate's subject DN as its
+ *   client id, so no device can take over or use another device's session by choosing its id.
  * Deployment targets adapt only what they must (bind address, paths) through RenderOptions.
  */
 import { securityBaseline, versionAtLeast } from "./broker-baseline";
@@ -217,6 +220,9 @@ function tlsLines(model: BrokerModel, files: TlsFiles): string[] {
     ...tlsOptionLines("management.ssl", model, files, "verify"),
     `mqtt.ssl_cert_login = ${model.tls.certificateLogin}`,
     `ssl_cert_login_from = ${model.tls.certificateLoginFrom}`,
+    // Whatever the login source, the client id is the DN: tenant stacks grant a certificate
+    // identity the session queues of exactly that client id (core/permissions.ts).
+    ...(versionAtLeast(model.version, 4, 0) ? ["mqtt.ssl_cert_client_id_from = distinguished_name"] : []),
   ];
 }
 

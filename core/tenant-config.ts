@@ -8,7 +8,7 @@ import { brokerLoginName, subjectProblems, type CertificateSubject, type CertLog
 import { DEFAULT_KEY, HOURS_PER_YEAR, earlyRenewalHoursField, keySchema, validityHoursField, validityProblems, type KeySpec, type Validity } from "./pki-config";
 import { ConfigError, formatPath, type ConfigIssue } from "./errors";
 import { NAME_PATTERN, NAME_RULE, USER_ID_PATTERN, USER_ID_RULE, rabbitUsername } from "./names";
-import { MAX_CLIENT_IDS_RANGE, compilePermissions, type CompiledPermissions } from "./permissions";
+import { MAX_CLIENT_IDS_RANGE, clientIdFitsQueueNames, clientIds, compilePermissions, type CompiledPermissions } from "./permissions";
 import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from "./roles";
 import {
   bindFilter,
@@ -75,6 +75,11 @@ export const AUTH_METHODS = ["password", "certificate"] as const;
  * user name `<identity>@<tenant>`: tenant names are unique on a broker, so no two tenants' devices
  * can ever get the same login name, whether the broker reads the DN or the CN.
  */
+const UNSTABLE_SUBJECT_FIELD =
+  "cannot be set: RabbitMQ derives the login name of a street address or postal code from Erlang's undecoded form, " +
+  "which differs between Erlang releases (RabbitMQ 4.3 on Erlang/OTP 29 names it differently from 3.10 and 4.0), so the " +
+  "device could not log in after a broker upgrade; put that information in organizationalUnit, locality or serialNumber";
+
 const subjectFieldsSchema = z.strictObject({
   commonName: z
     .never({ error: "cannot be set: the common name is always the identity's user name <identity>@<tenant>, which keeps login names unique across tenants" })
@@ -84,8 +89,11 @@ const subjectFieldsSchema = z.strictObject({
   country: z.string({ error: "must be a string" }).optional(),
   province: z.string({ error: "must be a string" }).optional(),
   locality: z.string({ error: "must be a string" }).optional(),
-  streetAddresses: z.array(z.string({ error: "must be a string" })).optional(),
-  postalCode: z.string({ error: "must be a string" }).optional(),
+  // Erlang leaves these two attribute types undecoded and the broker prints the raw term, which
+  // changed with Erlang/OTP 29 (RabbitMQ 4.3: `2.5.4.9={asn1_OPENTYPE,...}` instead of
+  // `2.5.4.9=Unit 2`, seen on 4.3.6): the login name would depend on the broker's Erlang release.
+  streetAddresses: z.never({ error: UNSTABLE_SUBJECT_FIELD }).optional(),
+  postalCode: z.never({ error: UNSTABLE_SUBJECT_FIELD }).optional(),
   serialNumber: z.string({ error: "must be a string" }).optional(),
 });
 type SubjectFields = z.output<typeof subjectFieldsSchema>;
@@ -297,7 +305,17 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel
     if (!ok) return;
     const certificate = certificateOf(cfg, id, rabbitUsername(cfg.name, id.name), key, issues);
     if (certificate === null) return;
-    const limits = { maxClientIds: DEFAULT_MAX_CLIENT_IDS, ...cfg.identityLimits, ...id.limits };
+    // A certificate identity has one client id, its subject DN: RabbitMQ 4.x refuses any other
+    // (mqtt.ssl_cert_client_id_from), and on 3.x any other can subscribe to nothing.
+    const ids = certificate !== undefined ? [certificate.loginNames.distinguished_name] : undefined;
+    if (ids !== undefined && id.limits?.maxClientIds !== undefined) {
+      issues.push({
+        key: key(".limits.maxClientIds"),
+        message: "not for auth: certificate: a certificate identity's only MQTT client id is its certificate's subject DN; remove it",
+      });
+      return;
+    }
+    const limits = { maxClientIds: DEFAULT_MAX_CLIENT_IDS, ...cfg.identityLimits, ...id.limits, ...(ids ? { maxClientIds: 1 } : {}) };
     identities.push({
       name: id.name,
       kind: id.kind,
@@ -308,7 +326,7 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel
       username: rabbitUsername(cfg.name, id.name),
       limits,
       grants: { publish: [...grants.publish], subscribe: [...grants.subscribe] },
-      permissions: compilePermissions(id.name, bound, limits.maxClientIds),
+      permissions: compilePermissions(bound, ids ?? clientIds(id.name, limits.maxClientIds)),
       ...(certificate !== undefined ? { certificate } : {}),
     });
   });
@@ -373,15 +391,24 @@ function certificateOf(
     return undefined;
   }
   const fields: SubjectFields = { organization: cfg.name, ...cfg.certificates.subject, ...id.certificate?.subject };
-  const { commonName: _never, streetAddresses, ...rest } = fields;
+  const { commonName: _never, streetAddresses: _street, postalCode: _postal, ...rest } = fields;
   const subject: CertificateSubject = {
     ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
-    ...(streetAddresses !== undefined && streetAddresses.length > 0 ? { streetAddresses } : {}),
     commonName: username,
   };
   const problems = subjectProblems(subject, "distinguished_name");
   if (problems.length > 0) {
     issues.push(...problems.map((message) => ({ key: key(".certificate.subject"), message })));
+    return null;
+  }
+  const dn = brokerLoginName(subject, "distinguished_name");
+  if (!clientIdFitsQueueNames(dn)) {
+    issues.push({
+      key: key(".certificate.subject"),
+      message:
+        `the subject ${JSON.stringify(dn)} is too long: it is the device's MQTT client id, and its session queue ` +
+        `(mqtt-subscription-<client id>qos1) must fit RabbitMQ's 255-byte queue names; shorten the subject fields`,
+    });
     return null;
   }
   return {

@@ -198,8 +198,9 @@ export function tenantStack() {
           ...(i.auth === "password"
             ? // MQTT logins name the vhost unless they use a dedicated port: `<vhost>:<user>`.
               { mqttUsername: i.username.apply((u) => `${model.vhost}:${u}`) }
-            : // Certificate logins send no username: the certificate names the user and its vhost.
-              { certificatePem: i.certificatePem, certificateExpires: i.certificateExpires }),
+            : // Certificate logins send no username: the certificate names the user and its vhost,
+              // and the client id must be the certificate's DN (enforced by RabbitMQ 4.x).
+              { certificatePem: i.certificatePem, certificateExpires: i.certificateExpires, mqttClientId: i.clientIds[0] }),
         },
       ]),
     ),

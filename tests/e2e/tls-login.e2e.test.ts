@@ -12,8 +12,9 @@ import * as https from "node:https";
 import * as net from "node:net";
 import * as amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { versionAtLeast } from "../../core/broker-baseline";
 import { brokerLoginName } from "../../core/dn";
-import { startBroker, type TestBroker } from "../support/broker";
+import { listMqttConnectionsCrashesWithTwoListeners, mqttConnectionsOf, renderedConfOf, startBroker, type TestBroker } from "../support/broker";
 import { applyStack, loadStackConfig } from "../support/apply-stack";
 import { endQuietly, mqttConnect, sleep, tryPublish, trySubscribe, waitFor, type MqttLogin, type ReceivedMessage } from "../support/clients";
 import type { StackRunResult } from "../support/run-stack";
@@ -91,6 +92,9 @@ function tlsLogin(cert: { certPem: string; keyPem: string } | undefined, extra: 
 }
 
 const meter = () => ({ certPem: identity(acme, "meter-42")["certificatePem"]!, keyPem: privateKey(acme, "meter-42") });
+/** A certificate identity's MQTT client id: its certificate's DN (the stack output says which). */
+const clientIdOf = (r: StackRunResult, name: string) => identity(r, name)["mqttClientId"]!;
+const meterId = () => clientIdOf(acme, "meter-42");
 
 /** An observer with full rights in `vhost` (the admin), to see what is really delivered. */
 async function observe(vhost: string): Promise<{ messages: ReceivedMessage[]; end(): Promise<void> }> {
@@ -173,16 +177,7 @@ function portOpen(port: number): Promise<boolean> {
 }
 
 /** The broker's view of live MQTT connections: which user and vhost each client id landed in. */
-async function mqttConnections(): Promise<{ clientId: string; user: string; vhost: string }[]> {
-  const out = await broker.ctl(["list_mqtt_connections", "client_id", "user", "vhost", "--no-table-headers", "--quiet"]);
-  return out
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .map((l) => {
-      const [clientId = "", user = "", vhost = ""] = l.split("\t");
-      return { clientId, user, vhost };
-    });
-}
+const mqttConnections = () => mqttConnectionsOf(broker);
 
 describe("the platform's PKI, made by the stack", () => {
   it("signs acme's devices with acme's intermediate, which the root signs, and the broker certificate names the node", async () => {
@@ -220,12 +215,13 @@ describe("the platform's PKI, made by the stack", () => {
 describe("certificate login over MQTT/TLS", () => {
   it("lands the device in its tenant's vhost as its certificate's user, with its grants enforced", async () => {
     const obs = await observe("acme");
-    const c = await mqttConnect(tlsLogin(meter(), { clientId: "meter-42" }));
+    expect(meterId()).toBe(identity(acme, "meter-42")["username"]);
+    const c = await mqttConnect(tlsLogin(meter(), { clientId: meterId() }));
     expect(c.ok).toBe(true);
     if (!c.ok) return;
     try {
       const conns = await mqttConnections();
-      expect(conns.find((x) => x.clientId === "meter-42")).toEqual({ clientId: "meter-42", user: identity(acme, "meter-42")["username"], vhost: "acme" });
+      expect(conns.find((x) => x.clientId === meterId())).toEqual({ clientId: meterId(), user: identity(acme, "meter-42")["username"], vhost: "acme" });
       expect((await trySubscribe(c.client, "client/meter-42/#")).outcome).toBe("granted");
       expect(await tryPublish(c.client, "activity/u-1001/reading", "42 kWh")).toBe("acked");
       expect(await waitFor(() => obs.messages.some((m) => m.topic === "activity/u-1001/reading" && m.payload === "42 kWh"), 5000)).toBe(true);
@@ -237,13 +233,31 @@ describe("certificate login over MQTT/TLS", () => {
     }
   });
 
+  it("rabbitmqctl list_mqtt_connections with two MQTT listeners: lists them on 3.10 and 4.3, crashes on 4.0", async () => {
+    const c = await mqttConnect(tlsLogin(meter(), { clientId: meterId() }));
+    if (!c.ok) throw new Error(c.reason);
+    try {
+      const listed = broker.ctl(["list_mqtt_connections", "client_id", "vhost", "--no-table-headers", "--quiet"]);
+      if (listMqttConnectionsCrashesWithTwoListeners(broker)) {
+        // The CLI prints the node's crash and still exits 0.
+        expect(await listed).toMatch(/case_clause.*listener_of_protocol/s);
+      } else {
+        expect(await listed).toContain(`${meterId()}\tacme`);
+      }
+      // The harness's listing (the management API's on 4.0) has the same facts.
+      expect(await mqttConnectionsOf(broker)).toContainEqual({ clientId: meterId(), user: identity(acme, "meter-42")["username"], vhost: "acme" });
+    } finally {
+      await endQuietly(c.client);
+    }
+  });
+
   it("lands a certificate signed by the root in its own tenant too (globex, no intermediate)", async () => {
     const cert = { certPem: identity(globex, GLOBEX_DEVICE)["certificatePem"]!, keyPem: privateKey(globex, GLOBEX_DEVICE) };
-    const c = await mqttConnect(tlsLogin(cert, { clientId: GLOBEX_DEVICE }));
+    const c = await mqttConnect(tlsLogin(cert, { clientId: clientIdOf(globex, GLOBEX_DEVICE) }));
     expect(c.ok).toBe(true);
     if (!c.ok) return;
     try {
-      expect((await mqttConnections()).find((x) => x.clientId === GLOBEX_DEVICE)?.vhost).toBe("globex");
+      expect((await mqttConnections()).find((x) => x.clientId === clientIdOf(globex, GLOBEX_DEVICE))?.vhost).toBe("globex");
       expect((await trySubscribe(c.client, `client/${GLOBEX_DEVICE}/#`)).outcome).toBe("granted");
     } finally {
       await endQuietly(c.client);
@@ -251,13 +265,34 @@ describe("certificate login over MQTT/TLS", () => {
   });
 
   it("keeps the device in its own tenant on another tenant's dedicated port (the certificate mapping wins)", async () => {
-    const c = await mqttConnect({ ...tlsLogin(meter(), { clientId: "meter-42_1" }), port: broker.tls!.tenantMqttsPort });
+    const c = await mqttConnect({ ...tlsLogin(meter(), { clientId: meterId() }), port: broker.tls!.tenantMqttsPort });
     expect(c.ok).toBe(true);
     if (!c.ok) return;
     try {
-      expect((await mqttConnections()).find((x) => x.clientId === "meter-42_1")?.vhost).toBe("acme");
+      expect((await mqttConnections()).find((x) => x.clientId === meterId())?.vhost).toBe("acme");
     } finally {
       await endQuietly(c.client);
+    }
+  });
+
+  it("binds the device's client id to its certificate: 4.x refuses any other id at CONNECT, 3.10 lets it subscribe to nothing", async () => {
+    const boundByBroker = versionAtLeast(broker, 4, 0);
+    expect(renderedConfOf(broker).includes("mqtt.ssl_cert_client_id_from = distinguished_name")).toBe(boundByBroker);
+    // Its old-style name, and another device's id (globex's tracker), with meter-42's certificate.
+    for (const clientId of ["meter-42", clientIdOf(globex, GLOBEX_DEVICE)]) {
+      const c = await mqttConnect(tlsLogin(meter(), { clientId }));
+      if (boundByBroker) {
+        // CONNACK return code 2, "identifier rejected" (seen on 4.0.5 and 4.3.6).
+        if (c.ok) await endQuietly(c.client);
+        expect(c.ok, clientId).toBe(false);
+        if (!c.ok) expect(c.reason).toMatch(/identifier rejected/i);
+      } else {
+        // 3.10 takes the id; the queue permissions name only the DN's session queues.
+        expect(c.ok, clientId).toBe(true);
+        if (!c.ok) continue;
+        expect((await trySubscribe(c.client, "client/meter-42/#")).outcome).toBe("closed");
+        await endQuietly(c.client);
+      }
     }
   });
 
@@ -283,7 +318,7 @@ describe("certificate login over MQTT/TLS", () => {
       notAfter: new Date(now + 3600_000),
       allowedUses: ["digital_signature", "client_auth"],
     });
-    const c = await mqttConnect(tlsLogin({ certPem: leaf, keyPem: leafKey.privateKeyPem }, { clientId: "meter-42" }));
+    const c = await mqttConnect(tlsLogin({ certPem: leaf, keyPem: leafKey.privateKeyPem }, { clientId: meterId() }));
     expect(c.ok).toBe(false);
   });
 
@@ -298,7 +333,7 @@ describe("certificate login over MQTT/TLS", () => {
       notAfter: new Date(Date.now() - 24 * 3600_000),
       allowedUses: ["digital_signature", "client_auth"],
     });
-    const c = await mqttConnect(tlsLogin({ certPem: `${expired}${acmeCa.chainPem}`, keyPem: key.privateKeyPem }, { clientId: "meter-42" }));
+    const c = await mqttConnect(tlsLogin({ certPem: `${expired}${acmeCa.chainPem}`, keyPem: key.privateKeyPem }, { clientId: meterId() }));
     expect(c.ok).toBe(false);
   });
 
@@ -315,7 +350,8 @@ describe("certificate login over MQTT/TLS", () => {
       allowedUses: ["digital_signature", "client_auth"],
     });
     expect(brokerLoginName(subject, "distinguished_name")).toBe("CN=ghost@acme,O=acme");
-    const c = await mqttConnect(tlsLogin({ certPem: `${cert}${acmeCa.chainPem}`, keyPem: key.privateKeyPem }, { clientId: "ghost" }));
+    // Its own DN as client id, so that only the missing user can be the reason for the refusal.
+    const c = await mqttConnect(tlsLogin({ certPem: `${cert}${acmeCa.chainPem}`, keyPem: key.privateKeyPem }, { clientId: "CN=ghost@acme,O=acme" }));
     expect(c.ok).toBe(false);
   });
 
@@ -367,13 +403,14 @@ describe("ssl_cert_login_from = common_name", () => {
     const c = await mqttConnect({
       port: cnBroker.tls!.mqttsPort,
       tls: { ca: caCertPem, cert: identity(initech, "kiosk-7")["certificatePem"]!, key: privateKey(initech, "kiosk-7") },
-      clientId: "kiosk-7",
+      // The client id is the DN whatever the login source (mqtt.ssl_cert_client_id_from on 4.x).
+      clientId: clientIdOf(initech, "kiosk-7"),
     });
+    expect(clientIdOf(initech, "kiosk-7")).toBe("CN=kiosk-7@initech,O=initech");
     expect(c.ok).toBe(true);
     if (!c.ok) return;
     try {
-      const out = await cnBroker.ctl(["list_mqtt_connections", "client_id", "user", "vhost", "--no-table-headers", "--quiet"]);
-      expect(out).toContain("kiosk-7\tkiosk-7@initech\tinitech");
+      expect(await mqttConnectionsOf(cnBroker)).toContainEqual({ clientId: "CN=kiosk-7@initech,O=initech", user: "kiosk-7@initech", vhost: "initech" });
       expect((await trySubscribe(c.client, "client/kiosk-7/#")).outcome).toBe("granted");
     } finally {
       await endQuietly(c.client);
@@ -470,7 +507,8 @@ describe("the broker's other endpoints", () => {
     for (const port of [broker.mqttPort, broker.managementPort, broker.amqpPort, ...(webMqttClosable ? [broker.webMqttPort] : [])]) {
       expect(await portOpen(port), `port ${port}`).toBe(false);
     }
-    if (!webMqttClosable) expect(renderedConf).toContain("web_mqtt.tcp.ip = 127.0.0.1");
+    // (The node's own file: the dev stack's rendering keeps plaintext listeners and pins its own version.)
+    if (!webMqttClosable) expect(renderedConfOf(broker)).toContain("web_mqtt.tcp.ip = 127.0.0.1");
     expect(await portOpen(broker.tls!.mqttsPort)).toBe(true);
   });
 });
@@ -486,7 +524,7 @@ describe("the hooks make real TLS resources", () => {
 describe("retiring a certificate identity (last: it changes the acme stack)", () => {
   it("closes its connection, deletes its user and its mqtt_default_vhosts entry, and its still-valid certificate no longer logs in", async () => {
     const dn = identity(acme, "meter-42")["username"]!;
-    const live = await mqttConnect(tlsLogin(meter(), { clientId: "meter-42" }));
+    const live = await mqttConnect(tlsLogin(meter(), { clientId: meterId() }));
     expect(live.ok).toBe(true);
     if (!live.ok) return;
     let closed = false;
@@ -507,7 +545,7 @@ describe("retiring a certificate identity (last: it changes the acme stack)", ()
     expect(mapping.value).not.toHaveProperty(dn);
     // globex's entry is another stack's: untouched.
     expect(mapping.value[identity(globex, GLOBEX_DEVICE)["username"]!]).toBe("globex");
-    const again = await mqttConnect(tlsLogin(material, { clientId: "meter-42" }));
+    const again = await mqttConnect(tlsLogin(material, { clientId: dn }));
     if (again.ok) await endQuietly(again.client);
     expect(again.ok).toBe(false);
   });

@@ -53,6 +53,7 @@ describe("renderRabbitmqConf", () => {
       ...tlsOptions("management.ssl", true),
       "mqtt.ssl_cert_login = true",
       "ssl_cert_login_from = distinguished_name",
+      "mqtt.ssl_cert_client_id_from = distinguished_name",
       "vm_memory_high_watermark.relative = 0.6",
       "disk_free_limit.absolute = 2048MiB",
       "mqtt.max_session_expiry_interval_seconds = 86400",
@@ -101,6 +102,17 @@ describe("renderRabbitmqConf", () => {
     const v313 = lines(renderRabbitmqConf(model({ version: "3.13.7", mqttSessionExpirySeconds: 3600 }), secrets));
     expect(v313).toContain("mqtt.max_session_expiry_interval_seconds = 3600");
     expect(v313.join("\n")).not.toMatch(/subscription_ttl/);
+  });
+
+  it("binds a certificate client's id to its DN from 4.0 (the key exists there), whatever the login source", () => {
+    for (const version of ["4.0.5", "4.3.6"]) {
+      for (const certificateLoginFrom of ["distinguished_name", "common_name"] as const) {
+        expect(lines(renderRabbitmqConf(model({ version, tls: { certificateLoginFrom } }), secrets))).toContain("mqtt.ssl_cert_client_id_from = distinguished_name");
+      }
+    }
+    for (const version of ["3.10.8", "3.13.7"]) {
+      expect(renderRabbitmqConf(model({ version }), secrets)).not.toMatch(/ssl_cert_client_id_from/);
+    }
   });
 
   it.each(["3.10.8", "3.13.7", "4.0.9", "4.3.5"])("never renders keys removed in 4.0 (mqtt.default_user/pass), for %s", (version) => {

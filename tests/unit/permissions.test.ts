@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { clientIdPattern, clientIds, compilePermissions, ownMqttQueuesPattern } from "../../core/permissions";
+import { clientIdFitsQueueNames, clientIdPattern, clientIds, compilePermissions, ownMqttQueuesPattern } from "../../core/permissions";
 import { bindFilter, parseTopicFilter } from "../../core/topics";
 
 const grants = (identity: string) => ({
@@ -20,7 +20,7 @@ describe("clientIds", () => {
 });
 
 describe("ownMqttQueuesPattern", () => {
-  const re = new RegExp(ownMqttQueuesPattern("alice", 4));
+  const re = new RegExp(ownMqttQueuesPattern(clientIds("alice", 4)));
 
   it.each([
     "mqtt-subscription-aliceqos0",
@@ -57,8 +57,8 @@ describe("ownMqttQueuesPattern", () => {
       fc.property(name, name, fc.integer({ min: 1, max: 64 }), fc.nat(63), fc.constantFrom("qos0", "qos1"), (a, b, max, n, qos) => {
         fc.pre(a !== b);
         const clientId = clientIds(a, max)[n % max]!;
-        expect(new RegExp(ownMqttQueuesPattern(b, 64)).test(`mqtt-subscription-${clientId}${qos}`)).toBe(false);
-        expect(new RegExp(ownMqttQueuesPattern(a, max)).test(`mqtt-subscription-${clientId}${qos}`)).toBe(true);
+        expect(new RegExp(ownMqttQueuesPattern(clientIds(b, 64))).test(`mqtt-subscription-${clientId}${qos}`)).toBe(false);
+        expect(new RegExp(ownMqttQueuesPattern(clientIds(a, max))).test(`mqtt-subscription-${clientId}${qos}`)).toBe(true);
       }),
       { numRuns: 3000 },
     );
@@ -67,14 +67,14 @@ describe("ownMqttQueuesPattern", () => {
 
 describe("clientIdPattern", () => {
   it("accepts exactly the listed client ids", () => {
-    const re = new RegExp(clientIdPattern("alice", 3));
+    const re = new RegExp(clientIdPattern(clientIds("alice", 3)));
     for (const c of ["alice", "alice_1", "alice_2"]) expect(re.test(c)).toBe(true);
     for (const c of ["bob", "alice_3", "alice-2", "alice_", "alice_a", ".*", "x|alice", "alice\n"]) expect(re.test(c)).toBe(false);
   });
 });
 
 describe("compilePermissions", () => {
-  const p = compilePermissions("alice", grants("alice"), 4);
+  const p = compilePermissions(grants("alice"), clientIds("alice", 4));
 
   it("confines configure to the identity's own MQTT queues (no exchanges, no other queues)", () => {
     const re = new RegExp(p.vhost.configure);
@@ -99,7 +99,7 @@ describe("compilePermissions", () => {
   });
 
   it("gives an identity without publish grants no write on the MQTT exchange at all", () => {
-    const readOnly = compilePermissions("alice", { publish: [], subscribe: grants("alice").subscribe }, 4);
+    const readOnly = compilePermissions({ publish: [], subscribe: grants("alice").subscribe }, clientIds("alice", 4));
     expect(new RegExp(readOnly.vhost.write).test("amq.topic")).toBe(false);
     expect(new RegExp(readOnly.vhost.write).test("mqtt-subscription-aliceqos1")).toBe(true);
   });
@@ -109,7 +109,37 @@ describe("compilePermissions", () => {
   });
 
   it("declares topic permissions for the MQTT exchange even without grants (default deny)", () => {
-    const none = compilePermissions("bob", { publish: [], subscribe: [] }, 1);
+    const none = compilePermissions({ publish: [], subscribe: [] }, clientIds("bob", 1));
     expect(none.topic).toEqual({ exchange: "amq.topic", write: "^(?!)$", read: "^(?!)$" });
+  });
+});
+
+describe("a certificate identity's client id: its subject DN", () => {
+  const dn = "SERIALNUMBER=MTR-0042,CN=meter-42@acme,OU=meters\\+x,O=acme,C=US";
+  const other = "CN=meter-43@acme,O=acme,C=US";
+  const p = compilePermissions(grants("meter-42"), [dn]);
+
+  it("allows exactly the DN's own queues, every DN character taken literally", () => {
+    const re = new RegExp(p.vhost.configure);
+    for (const q of [`mqtt-subscription-${dn}qos0`, `mqtt-subscription-${dn}qos1`, `mqtt-will-${dn}`]) expect(re.test(q)).toBe(true);
+    for (const q of [
+      `mqtt-subscription-${other}qos1`,
+      "mqtt-subscription-meter-42qos1", // the password-style client id is not the certificate's
+      `mqtt-subscription-${dn.replace("\\+", "+")}qos1`, // an unescaped + is not the same DN
+      `mqtt-subscription-${dn.replace(",", "X")}qos1`,
+      `mqtt-subscription-${dn}qos1\n`,
+    ]) {
+      expect(re.test(q)).toBe(false);
+    }
+    expect(p.clientIds).toEqual([dn]);
+    expect(new RegExp(p.clientIdPattern).test(dn)).toBe(true);
+    expect(new RegExp(p.clientIdPattern).test(other)).toBe(false);
+  });
+
+  it("fits queue names only up to RabbitMQ's 255 bytes", () => {
+    // 255 - "mqtt-subscription-".length - "qos1".length = 233 bytes of client id.
+    expect(clientIdFitsQueueNames("x".repeat(233))).toBe(true);
+    expect(clientIdFitsQueueNames("x".repeat(234))).toBe(false);
+    expect(clientIdFitsQueueNames("é".repeat(117))).toBe(false); // 234 bytes in UTF-8
   });
 });

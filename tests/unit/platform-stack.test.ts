@@ -34,16 +34,16 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
 
   it("declares one network, the pinned image, one data volume and one container", () => {
     expect(mocks.byType("docker:index/network:Network").map((n) => n.inputs["name"])).toEqual(["rabbitmq-mqtt-dev"]);
-    expect(mocks.byType("docker:index/remoteImage:RemoteImage").map((i) => i.inputs["name"])).toEqual(["rabbitmq:4.0.9-management"]);
+    expect(mocks.byType("docker:index/remoteImage:RemoteImage").map((i) => i.inputs["name"])).toEqual(["rabbitmq:4.3.6-management"]);
     expect(mocks.byType("docker:index/volume:Volume")).toHaveLength(1);
-    expect(container?.inputs).toMatchObject({ name: "rabbitmq-0", hostname: "rabbitmq-0", image: "sha256:image-of-rabbitmq:4.0.9-management", restart: "unless-stopped" });
+    expect(container?.inputs).toMatchObject({ name: "rabbitmq-0", hostname: "rabbitmq-0", image: "sha256:image-of-rabbitmq:4.3.6-management", restart: "unless-stopped" });
   });
 
   it("uploads the rendered rabbitmq.conf (with the generated admin password) as a secret, owner-only", () => {
     expect(container?.secretInputs).toContain("uploads");
     const conf = upload(container!, "/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf");
     expect(conf?.permissions).toBe("0600");
-    expect(conf?.content).toContain("# Rendered by rabbitmq-mqtt for RabbitMQ 4.0.9");
+    expect(conf?.content).toContain("# Rendered by rabbitmq-mqtt for RabbitMQ 4.3.6");
     expect(conf?.content).toContain("default_pass = generated-rabbitmq-admin-password");
     expect(conf?.content).toContain("mqtt.listeners.ssl.tenant_18883 = 18883");
     expect(conf?.content).toContain("ssl_options.cacertfile = /etc/rabbitmq/tls/ca.pem");

@@ -207,6 +207,25 @@ describe("parseTenantConfig: invalid config names the key and the rule", () => {
     expect(model.certificates).toEqual({ key: { algorithm: "ECDSA", rsaBits: 3072, ecdsaCurve: "P256" }, validityHours: 8760, earlyRenewalHours: 720 });
   });
 
+  it("refuses a street address in the tenant-wide subject defaults too", () => {
+    const issues = issuesOf({ ...base(), certificates: { subject: { streetAddresses: ["1 Main St"] } } });
+    expect(issues.map((i) => i.key)).toEqual(["tenant.certificates.subject.streetAddresses"]);
+  });
+
+  it("gives a certificate identity one client id, its DN, and grants exactly that client id's session queues", () => {
+    const model = parseTenantConfig({
+      ...base(),
+      identityLimits: { maxClientIds: 8 },
+      identities: [{ name: "dev-1", kind: "device", role: "c2b", user: "u-1", auth: "certificate", certificate: { subject: { serialNumber: "TH-1" } } }],
+    });
+    const id = model.identities[0]!;
+    const dn = "SERIALNUMBER=TH-1,CN=dev-1@acme,O=acme";
+    expect(id.permissions.clientIds).toEqual([dn]);
+    expect(id.limits.maxClientIds).toBe(1);
+    expect(id.permissions.queues).toEqual([`mqtt-subscription-${dn}qos0`, `mqtt-subscription-${dn}qos1`, `mqtt-will-${dn}`]);
+    expect(new RegExp(id.permissions.vhost.configure).test("mqtt-subscription-dev-1qos1")).toBe(false);
+  });
+
   it("escapes RFC 4514 characters of subject fields in the login name", () => {
     const model = parseTenantConfig({
       ...base(),
@@ -220,6 +239,16 @@ describe("parseTenantConfig: invalid config names the key and the rule", () => {
     ["a certificate on a password identity", { certificate: { subject: {} } }, "tenant.identities[0].certificate", /only for auth: certificate/],
     ["a bad country", { auth: "certificate", certificate: { subject: { country: "USA" } } }, "tenant.identities[0].certificate.subject", /country must be a two-letter/],
     ["a control character", { auth: "certificate", certificate: { subject: { organizationalUnit: "a\nb" } } }, "tenant.identities[0].certificate.subject", /control character/],
+    // The broker's name for these depends on the Erlang release (4.3 on OTP 29 differs).
+    ["a street address", { auth: "certificate", certificate: { subject: { streetAddresses: ["1 Main St"] } } }, "tenant.identities[0].certificate.subject.streetAddresses", /differs between Erlang releases/],
+    ["a postal code", { auth: "certificate", certificate: { subject: { postalCode: "94105" } } }, "tenant.identities[0].certificate.subject.postalCode", /differs between Erlang releases/],
+    ["an explicit client id count", { auth: "certificate", limits: { maxClientIds: 2 } }, "tenant.identities[0].limits.maxClientIds", /only MQTT client id is its certificate's subject DN/],
+    [
+      "a subject too long to name its session queue",
+      { auth: "certificate", certificate: { subject: { organizationalUnit: "u".repeat(64), locality: "l".repeat(64), province: "p".repeat(64), organization: "o".repeat(40) } } },
+      "tenant.identities[0].certificate.subject",
+      /255-byte queue names/,
+    ],
   ])("refuses %s", (_label, fields, key, message) => {
     const issues = issuesOf(withIdentity(fields));
     expect(issues.map((i) => i.key)).toEqual([key]);
