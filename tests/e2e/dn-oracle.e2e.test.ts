@@ -19,11 +19,11 @@
 import { generateKeyPairSync, sign } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { brokerLoginName, subjectProblems, type CertLoginFrom, type CertificateSubject } from "../../core/dn";
+import { brokerRuntime, RABBITMQ_LIB } from "../support/broker-runtime";
 
 // ---- DER, the way Go writes it ----
 
@@ -130,13 +130,15 @@ function certificate(subject: CertificateSubject): Buffer {
 
 type BrokerResult = { kind: "name"; name: string } | { kind: "atom"; atom: string } | { kind: "error"; error: string };
 
+/** The release's rabbit_common and rabbit ebin directories, as that release's erl sees them. */
 function brokerEbinDirs(): string[] {
-  const lib = "/usr/lib/rabbitmq/lib";
-  const server = fs.readdirSync(lib).find((d) => d.startsWith("rabbitmq_server-"));
+  const runtime = brokerRuntime();
+  const lib = path.join(RABBITMQ_LIB, "lib");
+  const server = fs.readdirSync(runtime.hostPath(lib)).find((d) => d.startsWith("rabbitmq_server-"));
   if (server === undefined) throw new Error(`rabbitmq-server is not installed (no ${lib}/rabbitmq_server-*)`);
   const plugins = path.join(lib, server, "plugins");
   const app = (pattern: RegExp) => {
-    const dir = fs.readdirSync(plugins).find((d) => pattern.test(d));
+    const dir = fs.readdirSync(runtime.hostPath(plugins)).find((d) => pattern.test(d));
     if (dir === undefined) throw new Error(`no ${String(pattern)} in ${plugins}`);
     return path.join(plugins, dir, "ebin");
   };
@@ -165,12 +167,15 @@ halt(0).
 
 /** Both modes' results for every certificate, from one erl process. */
 function brokerLoginNames(ders: Buffer[]): { dn: BrokerResult; cn: BrokerResult }[] {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dn-oracle-"));
+  const runtime = brokerRuntime();
+  // In the release's work directory: the same path for this process and for a chroot's erl.
+  const dir = fs.mkdtempSync(path.join(runtime.workDir, "dn-oracle-"));
   try {
     const input = path.join(dir, "certificates.b64");
     fs.writeFileSync(input, ders.map((d) => d.toString("base64")).join("\n") + "\n");
     const pa = brokerEbinDirs().flatMap((d) => ["-pa", d]);
-    const erl = spawnSync("erl", ["-noshell", ...pa, "-eval", ERLANG], {
+    const cmd = runtime.command("/usr/bin/erl", ["-noshell", ...pa, "-eval", ERLANG]);
+    const erl = spawnSync(cmd.file, cmd.args, {
       env: { ...process.env, DN_ORACLE_INPUT: input },
       encoding: "utf8",
       timeout: 60_000,
@@ -273,8 +278,30 @@ const FUZZ = fc.sample(hostileSubject, { numRuns: 200, seed: SEED });
 
 const MODES: CertLoginFrom[] = ["distinguished_name", "common_name"];
 
-describe("certificate login names: core/dn.ts against the installed broker's formatter", () => {
+/**
+ * What Erlang/OTP 29 (RabbitMQ 4.3.6 here) prints differently from OTP 25-27 (3.10, 4.0), in DN mode:
+ * - street address and postal code: OTP leaves both types undecoded and the broker prints the raw
+ *   term, which up to OTP 28 is the value's text (core/dn.ts predicts it) and on OTP 29 is
+ *   `{asn1_OPENTYPE,<<...>>}`. The tenant config therefore refuses both fields
+ *   (core/tenant-config.ts): a device's login name must not depend on the broker's Erlang release;
+ * - a country that is not two bytes long (subjectProblems refuses every country but two capital
+ *   letters): OTP 29 prints the Erlang binary `<<"...">>`.
+ * Observed per release, asserted per release.
+ */
+const OTP29_FORMATTING: Record<string, boolean> = { "3.10": false, "4.0": false, "4.3": true };
+const hasStreetOrPostal = (s: CertificateSubject) => (s.streetAddresses ?? []).length > 0 || s.postalCode !== undefined;
+const hasBadCountry = (s: CertificateSubject) => s.country !== undefined && Buffer.byteLength(s.country, "utf8") !== 2;
+
+describe(`certificate login names: core/dn.ts against the formatter of RabbitMQ ${brokerRuntime().versionText}`, () => {
   const subjects = [...LITERAL, ...FUZZ];
+  const otp29 = OTP29_FORMATTING[brokerRuntime().series];
+  if (otp29 === undefined) throw new Error(`no observed formatting recorded for RabbitMQ ${brokerRuntime().series}`);
+  /** Where this release prints a raw Erlang term, the DN must show it (core/dn.ts cannot predict it). */
+  const opaqueHere = (s: CertificateSubject, mode: CertLoginFrom) => otp29 && mode === "distinguished_name" && (hasStreetOrPostal(s) || hasBadCountry(s));
+  const showsRawTerms = (name: string, s: CertificateSubject): boolean =>
+    (!hasStreetOrPostal(s) || /2\.5\.4\.(9|17)=\{asn1_OPENTYPE/.test(name)) && (!hasBadCountry(s) || name.includes("C=\\<\\<"));
+  const matches = (actual: BrokerResult, s: CertificateSubject, mode: CertLoginFrom, expected: BrokerResult): boolean =>
+    opaqueHere(s, mode) ? actual.kind === "name" && showsRawTerms(actual.name, s) : JSON.stringify(actual) === JSON.stringify(expected);
   let broker: { dn: BrokerResult; cn: BrokerResult }[] = [];
 
   beforeAll(() => {
@@ -297,7 +324,8 @@ describe("certificate login names: core/dn.ts against the installed broker's for
     for (const [i, s] of LITERAL.entries()) {
       for (const mode of MODES) {
         if (mode === "distinguished_name" || s.commonName) expect(subjectProblems(s, mode), JSON.stringify(s)).toEqual([]);
-        expect(resultOf(i, mode), `${mode} ${JSON.stringify(s)}`).toEqual(predicted(s, mode));
+        if (opaqueHere(s, mode)) expect(matches(resultOf(i, mode), s, mode, predicted(s, mode)), `${mode} ${JSON.stringify(s)}: ${JSON.stringify(resultOf(i, mode))}`).toBe(true);
+        else expect(resultOf(i, mode), `${mode} ${JSON.stringify(s)}`).toEqual(predicted(s, mode));
       }
     }
   });
@@ -311,7 +339,7 @@ describe("certificate login names: core/dn.ts against the installed broker's for
         accepted++;
         const actual = resultOf(LITERAL.length + k, mode);
         const expected = predicted(s, mode);
-        if (JSON.stringify(actual) !== JSON.stringify(expected)) mismatches.push({ mode, subject: s, broker: actual, predicted: expected });
+        if (!matches(actual, s, mode, expected)) mismatches.push({ mode, subject: s, broker: actual, predicted: expected });
       }
     }
     console.log(`[dn-oracle] ${accepted} of ${FUZZ.length * MODES.length} hostile (subject, mode) pairs accepted by subjectProblems`);
@@ -336,7 +364,7 @@ describe("certificate login names: core/dn.ts against the installed broker's for
       decoded++;
       const expectedDn = { kind: "name", name: brokerLoginName(s, "distinguished_name", { skipValidation: true }) };
       const expectedCn = s.commonName ? { kind: "name", name: s.commonName } : { kind: "atom", atom: "not_found" };
-      if (JSON.stringify(dn) !== JSON.stringify(expectedDn) || JSON.stringify(cn) !== JSON.stringify(expectedCn)) {
+      if (!matches(dn, s, "distinguished_name", expectedDn as BrokerResult) || JSON.stringify(cn) !== JSON.stringify(expectedCn)) {
         mismatches.push({ subject: s, broker: { dn, cn }, predicted: { dn: expectedDn, cn: expectedCn } });
       }
     }
