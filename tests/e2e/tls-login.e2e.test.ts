@@ -14,7 +14,7 @@ import * as amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { versionAtLeast } from "../../core/broker-baseline";
 import { brokerLoginName } from "../../core/dn";
-import { listMqttConnectionsCrashesWithTwoListeners, mqttConnectionsOf, renderedConfOf, startBroker, type TestBroker } from "../support/broker";
+import { listMqttConnectionsCrashesWithTwoListeners, mqttConnectionOf, renderedConfOf, startBroker, type TestBroker } from "../support/broker";
 import { applyStack, loadStackConfig } from "../support/apply-stack";
 import { endQuietly, mqttConnect, sleep, tryPublish, trySubscribe, waitFor, type MqttLogin, type ReceivedMessage } from "../support/clients";
 import type { StackRunResult } from "../support/run-stack";
@@ -176,8 +176,8 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-/** The broker's view of live MQTT connections: which user and vhost each client id landed in. */
-const mqttConnections = () => mqttConnectionsOf(broker);
+/** The broker's view of a live MQTT connection: which user and vhost the client id landed in. */
+const mqttConnection = (clientId: string) => mqttConnectionOf(broker, clientId);
 
 describe("the platform's PKI, made by the stack", () => {
   it("signs acme's devices with acme's intermediate, which the root signs, and the broker certificate names the node", async () => {
@@ -220,8 +220,7 @@ describe("certificate login over MQTT/TLS", () => {
     expect(c.ok).toBe(true);
     if (!c.ok) return;
     try {
-      const conns = await mqttConnections();
-      expect(conns.find((x) => x.clientId === meterId())).toEqual({ clientId: meterId(), user: identity(acme, "meter-42")["username"], vhost: "acme" });
+      expect(await mqttConnection(meterId())).toEqual({ clientId: meterId(), user: identity(acme, "meter-42")["username"], vhost: "acme" });
       expect((await trySubscribe(c.client, "client/meter-42/#")).outcome).toBe("granted");
       expect(await tryPublish(c.client, "activity/u-1001/reading", "42 kWh")).toBe("acked");
       expect(await waitFor(() => obs.messages.some((m) => m.topic === "activity/u-1001/reading" && m.payload === "42 kWh"), 5000)).toBe(true);
@@ -245,7 +244,7 @@ describe("certificate login over MQTT/TLS", () => {
         expect(await listed).toContain(`${meterId()}\tacme`);
       }
       // The harness's listing (the management API's on 4.0) has the same facts.
-      expect(await mqttConnectionsOf(broker)).toContainEqual({ clientId: meterId(), user: identity(acme, "meter-42")["username"], vhost: "acme" });
+      expect(await mqttConnection(meterId())).toEqual({ clientId: meterId(), user: identity(acme, "meter-42")["username"], vhost: "acme" });
     } finally {
       await endQuietly(c.client);
     }
@@ -257,7 +256,7 @@ describe("certificate login over MQTT/TLS", () => {
     expect(c.ok).toBe(true);
     if (!c.ok) return;
     try {
-      expect((await mqttConnections()).find((x) => x.clientId === clientIdOf(globex, GLOBEX_DEVICE))?.vhost).toBe("globex");
+      expect((await mqttConnection(clientIdOf(globex, GLOBEX_DEVICE)))?.vhost).toBe("globex");
       expect((await trySubscribe(c.client, `client/${GLOBEX_DEVICE}/#`)).outcome).toBe("granted");
     } finally {
       await endQuietly(c.client);
@@ -269,7 +268,7 @@ describe("certificate login over MQTT/TLS", () => {
     expect(c.ok).toBe(true);
     if (!c.ok) return;
     try {
-      expect((await mqttConnections()).find((x) => x.clientId === meterId())?.vhost).toBe("acme");
+      expect((await mqttConnection(meterId()))?.vhost).toBe("acme");
     } finally {
       await endQuietly(c.client);
     }
@@ -410,7 +409,7 @@ describe("ssl_cert_login_from = common_name", () => {
     expect(c.ok).toBe(true);
     if (!c.ok) return;
     try {
-      expect(await mqttConnectionsOf(cnBroker)).toContainEqual({ clientId: "CN=kiosk-7@initech,O=initech", user: "kiosk-7@initech", vhost: "initech" });
+      expect(await mqttConnectionOf(cnBroker, "CN=kiosk-7@initech,O=initech")).toEqual({ clientId: "CN=kiosk-7@initech,O=initech", user: "kiosk-7@initech", vhost: "initech" });
       expect((await trySubscribe(c.client, "client/kiosk-7/#")).outcome).toBe("granted");
     } finally {
       await endQuietly(c.client);
@@ -424,7 +423,7 @@ describe("password identities over TLS", () => {
     expect(c.ok).toBe(true);
     if (!c.ok) return;
     try {
-      expect((await mqttConnections()).find((x) => x.clientId === "ingest")).toEqual({ clientId: "ingest", user: "ingest@globex", vhost: "globex" });
+      expect(await mqttConnection("ingest")).toEqual({ clientId: "ingest", user: "ingest@globex", vhost: "globex" });
       expect((await trySubscribe(c.client, "activity/#")).outcome).toBe("granted");
     } finally {
       await endQuietly(c.client);

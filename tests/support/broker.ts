@@ -621,28 +621,35 @@ export function listMqttConnectionsCrashesWithTwoListeners(b: BrokerInfo): boole
   return b.major === 4 && b.minor === 0;
 }
 
-/** Live MQTT connections: which user and vhost each client id landed in, as the broker reports them. */
-export async function mqttConnectionsOf(b: TestBroker): Promise<MqttConnectionInfo[]> {
+/**
+ * The live MQTT connection of a client id: which user and vhost it landed in, as the broker reports
+ * it; undefined if the broker lists none. On 4.0 the management API answers instead of the CLI
+ * (see above); it learns of connections from stats emitted every few seconds, so it is polled.
+ */
+export async function mqttConnectionOf(b: TestBroker, clientId: string): Promise<MqttConnectionInfo | undefined> {
   if (listMqttConnectionsCrashesWithTwoListeners(b)) {
-    // The management API's connection list names the client id of every MQTT connection on 4.x.
-    const res = await managementRequest(
-      { managementUrl: b.managementUrl, username: b.adminUsername, password: b.adminPassword, ...(b.tls ? { caCertPem: b.tls.caCertPem } : {}) },
-      "GET",
-      "connections",
-    );
-    if (res.status !== 200 || !Array.isArray(res.body)) throw new Error(`GET /api/connections answered ${res.status}`);
-    return (res.body as { protocol?: string; user?: string; vhost?: string; client_properties?: { client_id?: string } }[])
-      .filter((c) => typeof c.protocol === "string" && c.protocol.startsWith("MQTT"))
-      .map((c) => ({ clientId: c.client_properties?.client_id ?? "", user: c.user ?? "", vhost: c.vhost ?? "" }));
+    const conn = { managementUrl: b.managementUrl, username: b.adminUsername, password: b.adminPassword, ...(b.tls ? { caCertPem: b.tls.caCertPem } : {}) };
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const res = await managementRequest(conn, "GET", "connections");
+      if (res.status !== 200 || !Array.isArray(res.body)) throw new Error(`GET /api/connections answered ${res.status}`);
+      const found = (res.body as { protocol?: string; user?: string; vhost?: string; client_properties?: { client_id?: string } }[])
+        .filter((c) => typeof c.protocol === "string" && c.protocol.startsWith("MQTT"))
+        .map((c) => ({ clientId: c.client_properties?.client_id ?? "", user: c.user ?? "", vhost: c.vhost ?? "" }))
+        .find((c) => c.clientId === clientId);
+      if (found !== undefined || Date.now() > deadline) return found;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   }
   const out = await b.ctl(["list_mqtt_connections", "client_id", "user", "vhost", "--no-table-headers", "--quiet"]);
   return out
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => {
-      const [clientId = "", user = "", vhost = ""] = l.split("\t");
-      return { clientId, user, vhost };
-    });
+      const [id = "", user = "", vhost = ""] = l.split("\t");
+      return { clientId: id, user, vhost };
+    })
+    .find((c) => c.clientId === clientId);
 }
 
 /** The rabbitmq.conf the node runs with: the product's rendering plus the harness's lines. */

@@ -71,7 +71,7 @@ function runSuite(suite: Suite): Promise<SuiteResult> {
   const child = spawn(
     VITEST,
     ["run", "--project", "e2e", ...suite.args, "--reporter=default", "--reporter=json", `--outputFile.json=${json}`],
-    { cwd: ROOT, env: { ...process.env, ...suite.env, E2E_BROKER: suite.series, FORCE_COLOR: "0" }, stdio: ["ignore", out, out] },
+    { cwd: ROOT, env: { ...process.env, ...suite.env, E2E_BROKER: suite.series, FORCE_COLOR: "0", NO_COLOR: "1" }, stdio: ["ignore", out, out] },
   );
   fs.closeSync(out);
   return new Promise((resolve) => {
