@@ -58,6 +58,23 @@ describe.each(["dev", "platform-prod"])("the rendered configuration of the %s st
     }
   });
 
+  it("runs with the settings the renderer chose for this release (session expiry, anonymous login, certificate client ids, AMQP mechanisms)", async () => {
+    // Each key the renderer writes only for some releases, read back from the running node.
+    const env = async (app: string, key: string) => (await node.ctl(["eval", `application:get_env(${app}, ${key}).`])).trim();
+    const atLeast = (major: number, minor: number) => node.major > major || (node.major === major && node.minor >= minor);
+    if (atLeast(3, 13)) {
+      expect(await env("rabbitmq_mqtt", "max_session_expiry_interval_seconds")).toBe(`{ok,${model.mqttSessionExpirySeconds}}`);
+      expect(await env("rabbit", "anonymous_login_user")).toBe("{ok,none}");
+    } else {
+      expect(await env("rabbitmq_mqtt", "subscription_ttl")).toBe(`{ok,${model.mqttSessionExpirySeconds * 1000}}`);
+      expect(await env("rabbit", "anonymous_login_user")).toBe("undefined");
+    }
+    expect(await env("rabbitmq_mqtt", "ssl_cert_client_id_from")).toBe(atLeast(4, 0) ? "{ok,distinguished_name}" : "undefined");
+    expect(await env("rabbitmq_mqtt", "allow_anonymous")).toBe("{ok,false}");
+    // No AMQP 0-9-1 mechanism at all (core/broker-baseline.ts).
+    expect(await env("rabbit", "auth_mechanisms")).toBe("{ok,[none]}");
+  });
+
   it("applies the tuning's MQTT listen options and the metrics collector setting", async () => {
     const env = (await node.ctl(["environment"])).replace(/\s+/g, "");
     const l = model.tuning.mqttListen;

@@ -158,6 +158,7 @@ describe("the shipped production platform stack (Kubernetes, three nodes)", asyn
   const spec = sts?.inputs["spec"] as {
     replicas: number;
     serviceName: string;
+    podManagementPolicy: string;
     template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[]; initContainers: Record<string, unknown>[] } };
     volumeClaimTemplates: { spec: { resources: { requests: { storage: string } } } }[];
   };
@@ -169,6 +170,11 @@ describe("the shipped production platform stack (Kubernetes, three nodes)", asyn
     expect(spec.volumeClaimTemplates[0]?.spec.resources.requests.storage).toBe("50Gi");
     const headless = mocks.one("kubernetes:core/v1:Service", "rabbitmq-nodes").inputs["spec"] as Record<string, unknown>;
     expect(headless).toMatchObject({ clusterIP: "None", publishNotReadyAddresses: true });
+  });
+
+  it("starts all pods at once: a new 4.3 cluster's first node does not boot until its peers are up", () => {
+    // With OrderedReady the first pod would never become ready (seen with local 4.3.6 nodes: README).
+    expect(spec.podManagementPolicy).toBe("Parallel");
   });
 
   it("renders classic peer discovery of the pods' stable DNS names into a Secret, with the memory limit", () => {
