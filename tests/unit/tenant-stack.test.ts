@@ -264,7 +264,12 @@ describe("tenant stack through the platform stack reference", () => {
       expect(user.inputs["name"]).toBe(dn);
       expect(user.inputs).not.toHaveProperty("password");
       expect(mocks.byType("rabbitmq:index/user:User").map((u) => u.inputs["name"])).toEqual(["web-app@acme", "backend@acme"]);
-      expect(mocks.one("rabbitmq:index/permissions:Permissions", "acme-dev-1-permissions").inputs["user"]).toBe(dn);
+      const permissions = mocks.one("rabbitmq:index/permissions:Permissions", "acme-dev-1-permissions").inputs;
+      expect(permissions["user"]).toBe(dn);
+      // Only the session queues of the client id the certificate names.
+      const queues = ((permissions["permissions"] as { configure: string }).configure);
+      expect(new RegExp(queues).test(`mqtt-subscription-${dn}qos1`)).toBe(true);
+      expect(new RegExp(queues).test("mqtt-subscription-dev-1qos1")).toBe(false);
       expect(mocks.one("rabbitmq:index/topicPermissions:TopicPermissions", "acme-dev-1-topic-permissions").inputs["user"]).toBe(dn);
       expect(mocks.byType("random:index/randomPassword:RandomPassword").map((r) => r.name)).not.toContain("acme-dev-1-password");
     });
@@ -275,7 +280,8 @@ describe("tenant stack through the platform stack reference", () => {
     });
 
     it("exports the certificate chain in plain outputs and the key only as a secret", () => {
-      expect(identities["dev-1"]).toMatchObject({ auth: "certificate", username: dn, certificatePem: "CERT of acme-dev-1-certificate-cert\nACME CA CERT\n" });
+      // Its MQTT client id is its DN too: 4.x refuses any other (mqtt.ssl_cert_client_id_from).
+      expect(identities["dev-1"]).toMatchObject({ auth: "certificate", username: dn, mqttClientId: dn, certificatePem: "CERT of acme-dev-1-certificate-cert\nACME CA CERT\n" });
       expect(identities["dev-1"]).not.toHaveProperty("mqttUsername");
       // The issuer arrives as one secret; its certificates are public, so the identities stay plain.
       expect(identitiesOutput.secret).toBe(false);
