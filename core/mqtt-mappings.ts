@@ -88,3 +88,18 @@ export function ownedView(current: SharedMapping, keys: readonly string[]): Reco
   }
   return out;
 }
+
+/**
+ * What a lock declaration's answer means: ours, someone else's (wait and retry), or an error that
+ * retrying will not cure. Two answers mean "someone else's": a declaration with another holder's
+ * token (inequivalent x-max-length), and on RabbitMQ 4.x a lock queue that another holder is just
+ * deleting, or whose lease just ran out: its record still exists but its process is gone, and the
+ * declaration gets 404 "home node ... of durable queue ... is down or inaccessible" (seen on 4.0.5
+ * under concurrent pulumi ups) until the record goes.
+ */
+export function lockDeclarationOutcome(status: number, reason: string): "taken" | "held" | "fatal" {
+  if (status === 201 || status === 204) return "taken";
+  if (status === 400 && /inequivalent arg/.test(reason)) return "held";
+  if (status === 404 && /^home node .* of durable queue .* is down or inaccessible$/.test(reason)) return "held";
+  return "fatal";
+}

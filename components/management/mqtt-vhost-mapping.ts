@@ -18,6 +18,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
   checkMappingEntry,
+  lockDeclarationOutcome,
   ownedView,
   planMappingChange,
   type MappingEntries,
@@ -61,10 +62,10 @@ async function acquireLock(p: MqttVhostMappingProps): Promise<number> {
   let delay = 20;
   for (;;) {
     const res = await managementRequest(p.connection, "PUT", lockQueuePath(p), body, LOCKED_REQUEST_TIMEOUT_MS);
-    if (res.status === 201 || res.status === 204) return token;
     const reason = reasonOf(res.body);
-    // Only "another holder's token" means wait; anything else will not get better by retrying.
-    if (!(res.status === 400 && /inequivalent arg/.test(reason))) {
+    const outcome = lockDeclarationOutcome(res.status, reason);
+    if (outcome === "taken") return token;
+    if (outcome === "fatal") {
       throw new Error(
         `cannot take the ${p.parameter} lock (a queue in vhost '${LOCK_VHOST}'): management API answered ${res.status}` +
           (reason ? `: ${reason}` : "") +

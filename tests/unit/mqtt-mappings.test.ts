@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkMappingEntry, ownedView, planMappingChange } from "../../core/mqtt-mappings";
+import { checkMappingEntry, lockDeclarationOutcome, ownedView, planMappingChange } from "../../core/mqtt-mappings";
 
 describe("planMappingChange", () => {
   const others = { "CN=dev9,O=globex": "globex", "1885": "globex" };
@@ -69,5 +69,26 @@ describe("checkMappingEntry", () => {
     const r = checkMappingEntry(param, key, vhost);
     if (expected === undefined) expect(r).toBeUndefined();
     else expect(r).toMatch(expected);
+  });
+});
+
+describe("lockDeclarationOutcome", () => {
+  it("takes the lock when the queue was declared", () => {
+    expect(lockDeclarationOutcome(201, "")).toBe("taken");
+    expect(lockDeclarationOutcome(204, "")).toBe("taken");
+  });
+
+  it("waits while another holder's lock queue exists, or is being deleted (4.x answers 404 for a moment)", () => {
+    expect(lockDeclarationOutcome(400, "inequivalent arg 'x-max-length' for queue 'rabbitmq-mqtt.lock.mqtt_default_vhosts' in vhost '/': received the value '7' of type 'signedint' but current is none")).toBe("held");
+    // Seen on 4.0.5 while 8 processes took and released the lock at once.
+    expect(
+      lockDeclarationOutcome(404, "home node 'e2e-24898-f291c38b@localhost' of durable queue 'rabbitmq-mqtt.lock.mqtt_port_to_vhost_mapping' in vhost '/' is down or inaccessible"),
+    ).toBe("held");
+  });
+
+  it("gives up on anything retrying will not cure", () => {
+    expect(lockDeclarationOutcome(404, "vhost_not_found")).toBe("fatal");
+    expect(lockDeclarationOutcome(401, "Not_Authorized")).toBe("fatal");
+    expect(lockDeclarationOutcome(400, "precondition_failed")).toBe("fatal");
   });
 });
