@@ -76,7 +76,7 @@ async function adminPublish(vhost: string, topic: string, payload: string): Prom
     payload,
     payload_encoding: "string",
   });
-  if (res.status !== 200) throw new Error(`admin publish to ${vhost} ${topic}: ${res.status}`);
+  if (res.status !== 200) throw new Error(`admin publish to ${vhost} ${topic}: ${res.status} ${JSON.stringify(res.json)}`);
 }
 
 function tenant(name: string): TenantUnderTest {

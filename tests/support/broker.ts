@@ -86,35 +86,58 @@ export interface StartBrokerOptions {
   tls?: { caCertPem: string; certPem: string; keyPem: string; depth: number; plaintext: boolean };
 }
 
-/** A TCP port that was free on 127.0.0.1 a moment ago (bound to port 0, then released). */
+/**
+ * Ports for nodes come from a block below the kernel's ephemeral range (32768-60999 by default), so
+ * that no client's outgoing connection, in this process or a concurrent suite, can take a port
+ * between the check and the node's bind (seen as a node that failed to start its listeners when
+ * several suites ran at once). Each suite of the matrix has a block of its own (E2E_PORT_BLOCK,
+ * set by tests/support/e2e-matrix.ts); a lone run picks one at random. Within a process ports
+ * are handed out in order and never twice.
+ */
+export const PORT_BLOCK_SIZE = 2500;
+export const PORT_BLOCK_COUNT = 8;
+const PORT_BLOCKS_START = 12000;
+
+function portBlock(): number {
+  const configured = process.env.E2E_PORT_BLOCK;
+  if (configured !== undefined && configured !== "") {
+    const block = Number(configured);
+    if (!Number.isInteger(block) || block < 0 || block >= PORT_BLOCK_COUNT) {
+      throw new Error(`E2E_PORT_BLOCK=${configured}: expected a whole number from 0 to ${PORT_BLOCK_COUNT - 1}`);
+    }
+    return block;
+  }
+  return Math.floor(Math.random() * PORT_BLOCK_COUNT);
+}
+
+const blockStart = PORT_BLOCKS_START + portBlock() * PORT_BLOCK_SIZE;
+let nextPortOffset = Math.floor(Math.random() * 100);
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen({ host: HOST, port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** A TCP port of this process's block that is free on 127.0.0.1 and was never handed out before. */
 export async function freePort(): Promise<number> {
   const [port] = await freePorts(1);
   if (port === undefined) throw new Error("freePort: no port");
   return port;
 }
 
-/** `count` distinct free ports: all are held open together, so they cannot repeat. */
+/** `count` distinct free ports of this process's block. */
 async function freePorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = net.createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen({ host: HOST, port: 0, exclusive: true }, () => resolve());
-      });
-    }
-    const ports = servers.map((s) => {
-      const addr = s.address();
-      if (addr === null || typeof addr === "string") throw new Error("freePorts: unexpected address");
-      return addr.port;
-    });
-    if (new Set(ports).size !== ports.length) throw new Error(`freePorts: duplicate ports ${ports.join(",")}`);
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  const ports: number[] = [];
+  while (ports.length < count) {
+    if (nextPortOffset >= PORT_BLOCK_SIZE) throw new Error(`freePorts: the block of ${PORT_BLOCK_SIZE} ports from ${blockStart} is used up`);
+    const port = blockStart + nextPortOffset++;
+    // Busy ports (another program's listener, e.g. a system RabbitMQ on 25672) are skipped.
+    if (await portIsFree(port)) ports.push(port);
   }
+  return ports;
 }
 
 function randomHex(bytes: number): string {

@@ -13,6 +13,7 @@
 import { execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { PORT_BLOCK_COUNT } from "./broker";
 import { BROKER_MATRIX, matrixEntry, prepareChroot, releaseChroot, type MatrixEntry } from "./broker-runtime";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -21,6 +22,8 @@ const VITEST = path.join(ROOT, "node_modules/.bin/vitest");
 
 interface Suite {
   id: string;
+  /** Which block of node ports the suite's processes use (tests/support/broker.ts). */
+  portBlock: number;
   series: string;
   title: string;
   args: string[];
@@ -40,9 +43,10 @@ interface SuiteResult {
 function suitesFor(entry: MatrixEntry): Suite[] {
   const s = entry.series;
   return [
-    { id: `e2e-${s}`, series: s, title: "end-to-end, one node (and the cluster-formation suite)", args: [], env: {} },
+    { id: `e2e-${s}`, portBlock: 0, series: s, title: "end-to-end, one node (and the cluster-formation suite)", args: [], env: {} },
     {
       id: `e2e-cluster-${s}`,
+      portBlock: 0,
       series: s,
       title: "tenant access on a three-node cluster",
       args: ["tests/e2e/tenant-access.e2e.test.ts"],
@@ -71,7 +75,7 @@ function runSuite(suite: Suite): Promise<SuiteResult> {
   const child = spawn(
     VITEST,
     ["run", "--project", "e2e", ...suite.args, "--reporter=default", "--reporter=json", `--outputFile.json=${json}`],
-    { cwd: ROOT, env: { ...process.env, ...suite.env, E2E_BROKER: suite.series, FORCE_COLOR: "0", NO_COLOR: "1" }, stdio: ["ignore", out, out] },
+    { cwd: ROOT, env: { ...process.env, ...suite.env, E2E_BROKER: suite.series, E2E_PORT_BLOCK: String(suite.portBlock), FORCE_COLOR: "0", NO_COLOR: "1" }, stdio: ["ignore", out, out] },
   );
   fs.closeSync(out);
   return new Promise((resolve) => {
@@ -115,6 +119,9 @@ async function main(): Promise<number> {
   const perRelease = entries.map(suitesFor);
   const queue: Suite[] = [];
   for (let i = 0; perRelease.some((l) => i < l.length); i++) for (const l of perRelease) if (l[i] !== undefined) queue.push(l[i]!);
+  if (queue.length > PORT_BLOCK_COUNT) throw new Error(`${queue.length} suites but only ${PORT_BLOCK_COUNT} port blocks`);
+  // Every suite its own block of ports, so suites running side by side never pick the same one.
+  queue.forEach((suite, i) => (suite.portBlock = i));
   fs.writeFileSync(path.join(REPORTS, "e2e-matrix.json"), `${JSON.stringify({ suites: queue.map((q) => q.id) }, null, 2)}\n`);
   const results: SuiteResult[] = [];
   const workers = Array.from({ length: Math.min(jobs, queue.length) }, async () => {
