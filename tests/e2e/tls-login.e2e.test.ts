@@ -295,6 +295,26 @@ describe("certificate login over MQTT/TLS", () => {
     }
   });
 
+  it("a password client of the same vhost presenting the device's DN disconnects it, but gets none of its session (a limit)", async () => {
+    const device = await mqttConnect(tlsLogin(meter(), { clientId: meterId() }));
+    if (!device.ok) throw new Error(device.reason);
+    let closed = false;
+    device.client.on("close", () => (closed = true));
+    // The broker binds client ids to certificates only: a client without one may present any id.
+    const impostor = await mqttConnect(tlsLogin(undefined, { username: "acme:web-app@acme", password: password(acme, "web-app"), clientId: meterId() }));
+    try {
+      expect(impostor.ok).toBe(true);
+      if (!impostor.ok) return;
+      expect(await waitFor(() => closed, 5000)).toBe(true);
+      // Under the device's id it can create no session queue, so it subscribes to nothing, not even its own topics.
+      expect((await trySubscribe(impostor.client, "client/web-app/#")).outcome).toBe(versionAtLeast(broker, 3, 12) ? "refused" : "closed");
+    } finally {
+      if (impostor.ok) await endQuietly(impostor.client);
+      device.client.removeAllListeners("close");
+      await endQuietly(device.client);
+    }
+  });
+
   it("refuses a certificate from another CA with the same subject", async () => {
     const key = await generatePrivateKey("ECDSA", 2048, "P256");
     const now = Date.now();
