@@ -8,7 +8,15 @@ import { brokerLoginName, subjectProblems, type CertificateSubject, type CertLog
 import { DEFAULT_KEY, HOURS_PER_YEAR, earlyRenewalHoursField, keySchema, validityHoursField, validityProblems, type KeySpec, type Validity } from "./pki-config";
 import { ConfigError, formatPath, type ConfigIssue } from "./errors";
 import { NAME_PATTERN, NAME_RULE, USER_ID_PATTERN, USER_ID_RULE, rabbitUsername } from "./names";
-import { MAX_CLIENT_IDS_RANGE, clientIdFitsQueueNames, clientIds, compilePermissions, type CompiledPermissions } from "./permissions";
+import {
+  MAX_CLIENT_IDS_RANGE,
+  MAX_QUEUE_NAME_BYTES,
+  MQTT_SUBSCRIPTION_QUEUE_PREFIX,
+  clientIdFitsQueueNames,
+  clientIds,
+  compilePermissions,
+  type CompiledPermissions,
+} from "./permissions";
 import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from "./roles";
 import {
   bindFilter,
@@ -70,16 +78,16 @@ export const IDENTITY_KINDS = ["app", "device", "service"] as const;
  */
 export const AUTH_METHODS = ["password", "certificate"] as const;
 
-/**
- * Subject fields a certificate may carry besides its CN. The CN is always the identity's RabbitMQ
- * user name `<identity>@<tenant>`: tenant names are unique on a broker, so no two tenants' devices
- * can ever get the same login name, whether the broker reads the DN or the CN.
- */
 const UNSTABLE_SUBJECT_FIELD =
   "cannot be set: RabbitMQ derives the login name of a street address or postal code from Erlang's undecoded form, " +
   "which differs between Erlang releases (RabbitMQ 4.3 on Erlang/OTP 29 names it differently from 3.10 and 4.0), so the " +
   "device could not log in after a broker upgrade; put that information in organizationalUnit, locality or serialNumber";
 
+/**
+ * Subject fields a certificate may carry besides its CN. The CN is always the identity's RabbitMQ
+ * user name `<identity>@<tenant>`: tenant names are unique on a broker, so no two tenants' devices
+ * can ever get the same login name, whether the broker reads the DN or the CN.
+ */
 const subjectFieldsSchema = z.strictObject({
   commonName: z
     .never({ error: "cannot be set: the common name is always the identity's user name <identity>@<tenant>, which keeps login names unique across tenants" })
@@ -407,13 +415,13 @@ function certificateOf(
       key: key(".certificate.subject"),
       message:
         `the subject ${JSON.stringify(dn)} is too long: it is the device's MQTT client id, and its session queue ` +
-        `(mqtt-subscription-<client id>qos1) must fit RabbitMQ's 255-byte queue names; shorten the subject fields`,
+        `(${MQTT_SUBSCRIPTION_QUEUE_PREFIX}<client id>qos1) must fit RabbitMQ's ${MAX_QUEUE_NAME_BYTES}-byte queue names; shorten the subject fields`,
     });
     return null;
   }
   return {
     subject,
-    loginNames: { distinguished_name: brokerLoginName(subject, "distinguished_name"), common_name: brokerLoginName(subject, "common_name") },
+    loginNames: { distinguished_name: dn, common_name: brokerLoginName(subject, "common_name") },
   };
 }
 

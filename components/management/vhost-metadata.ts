@@ -19,7 +19,7 @@ export interface VhostMetadataProps {
 }
 
 /** The vhost's default queue type as GET /api/vhosts/{name} reports it (top level, or in metadata). */
-export function currentDefaultQueueType(body: unknown): string | undefined {
+function currentDefaultQueueType(body: unknown): string | undefined {
   if (typeof body !== "object" || body === null) return undefined;
   const b = body as { default_queue_type?: unknown; metadata?: { default_queue_type?: unknown } };
   const value = b.default_queue_type ?? b.metadata?.default_queue_type;

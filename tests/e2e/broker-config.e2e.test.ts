@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { versionAtLeast } from "../../core/broker-baseline";
 import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
 import { brokerInfo, installedVersionText, startBroker, type BrokerInfo, type TestBroker } from "../support/broker";
 import { endQuietly, mqttConnect } from "../support/clients";
@@ -61,15 +62,14 @@ describe.each(["dev", "platform-prod"])("the rendered configuration of the %s st
   it("runs with the settings the renderer chose for this release (session expiry, anonymous login, certificate client ids, AMQP mechanisms)", async () => {
     // Each key the renderer writes only for some releases, read back from the running node.
     const env = async (app: string, key: string) => (await node.ctl(["eval", `application:get_env(${app}, ${key}).`])).trim();
-    const atLeast = (major: number, minor: number) => node.major > major || (node.major === major && node.minor >= minor);
-    if (atLeast(3, 13)) {
+    if (versionAtLeast(node, 3, 13)) {
       expect(await env("rabbitmq_mqtt", "max_session_expiry_interval_seconds")).toBe(`{ok,${model.mqttSessionExpirySeconds}}`);
       expect(await env("rabbit", "anonymous_login_user")).toBe("{ok,none}");
     } else {
       expect(await env("rabbitmq_mqtt", "subscription_ttl")).toBe(`{ok,${model.mqttSessionExpirySeconds * 1000}}`);
       expect(await env("rabbit", "anonymous_login_user")).toBe("undefined");
     }
-    expect(await env("rabbitmq_mqtt", "ssl_cert_client_id_from")).toBe(atLeast(4, 0) ? "{ok,distinguished_name}" : "undefined");
+    expect(await env("rabbitmq_mqtt", "ssl_cert_client_id_from")).toBe(versionAtLeast(node, 4, 0) ? "{ok,distinguished_name}" : "undefined");
     expect(await env("rabbitmq_mqtt", "allow_anonymous")).toBe("{ok,false}");
     // No AMQP 0-9-1 mechanism at all (core/broker-baseline.ts).
     expect(await env("rabbit", "auth_mechanisms")).toBe("{ok,[none]}");

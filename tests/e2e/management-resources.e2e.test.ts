@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { certificateUserProvider } from "../../components/management/certificate-user";
 import { limitsProvider, type LimitScope, type LimitsProps } from "../../components/management/limits";
 import { vhostMetadataProvider, type VhostMetadataProps } from "../../components/management/vhost-metadata";
+import { versionAtLeast } from "../../core/broker-baseline";
 import { adminApi, adminApiOk, type Method } from "../support/management";
 
 const broker = inject("broker");
@@ -259,7 +260,7 @@ describe("limits provider", () => {
       console.log(`[limits] second connection of ${login.user} refused after ${tries} attempt(s): ${error.message}`);
       expectConnackRefusal(error);
       // The broker says why, in each version's words (3.10 quotes the user; native MQTT, 3.12+, does not).
-      const why = broker.major === 3 && broker.minor < 12 ? [`'${login.user}'`, "connection limit"] : [`MQTT connection failed: connection limit 1 is reached for user ${login.user}`];
+      const why = !versionAtLeast(broker, 3, 12) ? [`'${login.user}'`, "connection limit"] : [`MQTT connection failed: connection limit 1 is reached for user ${login.user}`];
       expect(await brokerLogHasLine(...why)).toBe(true);
       expect(first.connected).toBe(true);
     } finally {

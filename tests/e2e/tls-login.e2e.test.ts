@@ -522,7 +522,7 @@ describe("the broker's other endpoints", () => {
     await sleep(100);
     // Web MQTT's plaintext listener can be switched off only up to 3.10; later it is confined to
     // the node's loopback interface, which in this test is also where the TLS listeners are.
-    const webMqttClosable = broker.major === 3 && broker.minor <= 10;
+    const webMqttClosable = !versionAtLeast(broker, 3, 11);
     for (const port of [broker.mqttPort, broker.managementPort, broker.amqpPort, ...(webMqttClosable ? [broker.webMqttPort] : [])]) {
       expect(await portOpen(port), `port ${port}`).toBe(false);
     }

@@ -64,18 +64,23 @@ function isMountPoint(dir: string): boolean {
   }
 }
 
-/** Builds the chroot if the cache has none (minutes), and returns its root. */
-export function chrootRoot(suite: string): string {
-  const out = execFileSync("bash", [path.join(ROOT, "scripts/broker-chroot.sh"), suite], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-    timeout: 20 * 60_000,
-  });
-  const root = out.trim().split("\n").pop() ?? "";
+/** The script that builds (once) and prints a chroot's root, and how long it may take. */
+export const CHROOT_SCRIPT = path.join(ROOT, "scripts/broker-chroot.sh");
+export const CHROOT_BUILD_TIMEOUT_MS = 20 * 60_000;
+
+/** The finished root the script printed last, or an error saying what it printed instead. */
+export function chrootRootFromOutput(suite: string, stdout: string): string {
+  const root = stdout.trim().split("\n").pop() ?? "";
   if (!path.isAbsolute(root) || !fs.existsSync(path.join(root, ".complete"))) {
-    throw new Error(`scripts/broker-chroot.sh ${suite} printed no finished root (${JSON.stringify(out)})`);
+    throw new Error(`scripts/broker-chroot.sh ${suite} printed no finished root (${JSON.stringify(stdout)})`);
   }
   return root;
+}
+
+/** Builds the chroot if the cache has none (minutes), and returns its root. */
+export function chrootRoot(suite: string): string {
+  const out = execFileSync("bash", [CHROOT_SCRIPT, suite], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: CHROOT_BUILD_TIMEOUT_MS });
+  return chrootRootFromOutput(suite, out);
 }
 
 /**

@@ -14,7 +14,16 @@ import { execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PORT_BLOCK_COUNT } from "./broker";
-import { BROKER_MATRIX, matrixEntry, prepareChroot, releaseChroot, type MatrixEntry } from "./broker-runtime";
+import {
+  BROKER_MATRIX,
+  CHROOT_BUILD_TIMEOUT_MS,
+  CHROOT_SCRIPT,
+  chrootRootFromOutput,
+  matrixEntry,
+  prepareChroot,
+  releaseChroot,
+  type MatrixEntry,
+} from "./broker-runtime";
 
 const ROOT = path.resolve(__dirname, "../..");
 const REPORTS = path.join(ROOT, "reports");
@@ -22,8 +31,6 @@ const VITEST = path.join(ROOT, "node_modules/.bin/vitest");
 
 interface Suite {
   id: string;
-  /** Which block of node ports the suite's processes use (tests/support/broker.ts). */
-  portBlock: number;
   series: string;
   title: string;
   args: string[];
@@ -43,10 +50,9 @@ interface SuiteResult {
 function suitesFor(entry: MatrixEntry): Suite[] {
   const s = entry.series;
   return [
-    { id: `e2e-${s}`, portBlock: 0, series: s, title: "end-to-end, one node (and the cluster-formation suite)", args: [], env: {} },
+    { id: `e2e-${s}`, series: s, title: "end-to-end, one node (and the cluster-formation suite)", args: [], env: {} },
     {
       id: `e2e-cluster-${s}`,
-      portBlock: 0,
       series: s,
       title: "tenant access on a three-node cluster",
       args: ["tests/e2e/tenant-access.e2e.test.ts"],
@@ -55,19 +61,23 @@ function suitesFor(entry: MatrixEntry): Suite[] {
   ];
 }
 
-/** scripts/broker-chroot.sh, asynchronously, so that two releases' debootstraps run side by side. */
+/** chrootRoot, asynchronously, so that two releases' debootstraps run side by side. */
 function buildChroot(suite: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile("bash", [path.join(ROOT, "scripts/broker-chroot.sh"), suite], { timeout: 20 * 60_000 }, (err, stdout) => {
-      const root = stdout.trim().split("\n").pop() ?? "";
-      if (err !== null || !fs.existsSync(path.join(root, ".complete"))) reject(new Error(`scripts/broker-chroot.sh ${suite} failed: ${err?.message ?? "no finished root"}`));
-      else resolve(root);
+    const child = execFile("bash", [CHROOT_SCRIPT, suite], { timeout: CHROOT_BUILD_TIMEOUT_MS }, (err, stdout) => {
+      if (err !== null) return reject(new Error(`scripts/broker-chroot.sh ${suite} failed: ${err.message}`));
+      try {
+        resolve(chrootRootFromOutput(suite, stdout));
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
     });
     child.stderr?.pipe(process.stderr);
   });
 }
 
-function runSuite(suite: Suite): Promise<SuiteResult> {
+/** `portBlock`: which block of node ports the suite's processes use (tests/support/broker.ts). */
+function runSuite(suite: Suite, portBlock: number): Promise<SuiteResult> {
   const started = Date.now();
   const log = path.join(REPORTS, `${suite.id}.log`);
   const json = path.join(REPORTS, `${suite.id}.json`);
@@ -75,7 +85,7 @@ function runSuite(suite: Suite): Promise<SuiteResult> {
   const child = spawn(
     VITEST,
     ["run", "--project", "e2e", ...suite.args, "--reporter=default", "--reporter=json", `--outputFile.json=${json}`],
-    { cwd: ROOT, env: { ...process.env, ...suite.env, E2E_BROKER: suite.series, E2E_PORT_BLOCK: String(suite.portBlock), FORCE_COLOR: "0", NO_COLOR: "1" }, stdio: ["ignore", out, out] },
+    { cwd: ROOT, env: { ...process.env, ...suite.env, E2E_BROKER: suite.series, E2E_PORT_BLOCK: String(portBlock), FORCE_COLOR: "0", NO_COLOR: "1" }, stdio: ["ignore", out, out] },
   );
   fs.closeSync(out);
   return new Promise((resolve) => {
@@ -120,12 +130,12 @@ async function main(): Promise<number> {
   const queue: Suite[] = [];
   for (let i = 0; perRelease.some((l) => i < l.length); i++) for (const l of perRelease) if (l[i] !== undefined) queue.push(l[i]!);
   if (queue.length > PORT_BLOCK_COUNT) throw new Error(`${queue.length} suites but only ${PORT_BLOCK_COUNT} port blocks`);
-  // Every suite its own block of ports, so suites running side by side never pick the same one.
-  queue.forEach((suite, i) => (suite.portBlock = i));
   fs.writeFileSync(path.join(REPORTS, "e2e-matrix.json"), `${JSON.stringify({ suites: queue.map((q) => q.id) }, null, 2)}\n`);
   const results: SuiteResult[] = [];
-  const workers = Array.from({ length: Math.min(jobs, queue.length) }, async () => {
-    for (let next = queue.shift(); next !== undefined; next = queue.shift()) results.push(await runSuite(next));
+  // Every suite its own block of ports (its place in the plan), so suites side by side never share one.
+  const pending = queue.map((suite, portBlock) => ({ suite, portBlock }));
+  const workers = Array.from({ length: Math.min(jobs, pending.length) }, async () => {
+    for (let next = pending.shift(); next !== undefined; next = pending.shift()) results.push(await runSuite(next.suite, next.portBlock));
   });
   await Promise.all(workers);
   for (const root of chroots.values()) releaseChroot(root);
