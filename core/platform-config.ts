@@ -320,8 +320,23 @@ export const platformConfigSchema = z.strictObject({
       publishAddress: z.ipv4({ error: "an IPv4 address, e.g. 127.0.0.1" }).default("127.0.0.1"),
       /** Node i publishes each port at port + i * offset on the host. */
       hostPortOffset: z.number().int().min(1).max(1000).default(100),
+      /**
+       * Containers, host names and volumes are `<namePrefix>-<i>`: two platforms on one Docker host
+       * need different prefixes (and networks). The host names are the Erlang node names.
+       */
+      namePrefix: z
+        .string({ error: "a DNS label of at most 40 characters: a-z, 0-9 and -, starting with a letter" })
+        .regex(/^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$/, { error: "a DNS label of at most 40 characters: a-z, 0-9 and -, starting with a letter" })
+        .default("rabbitmq"),
+      /**
+       * The most open files the Docker host lets a container have (its `fs.nr_open`, or the
+       * engine's own hard limit if lower). A container asking for more is refused at start
+       * ("error setting rlimit"); with this set, the broker gets at most this many and the stack
+       * reports the shortfall in `tuningNotApplied`.
+       */
+      maxOpenFiles: z.number({ error: "a whole number of open files, e.g. 1048576" }).int({ error: "a whole number of open files, e.g. 1048576" }).min(1024, { error: "must be at least 1024" }).optional(),
     })
-    .default({ network: "rabbitmq-mqtt", publishAddress: "127.0.0.1", hostPortOffset: 100 }),
+    .default({ network: "rabbitmq-mqtt", publishAddress: "127.0.0.1", hostPortOffset: 100, namePrefix: "rabbitmq" }),
   kubernetes: z
     .strictObject({
       namespace: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, { error: "a Kubernetes namespace name" }).default("rabbitmq"),
@@ -363,7 +378,13 @@ export interface PlatformModel {
   readonly adminUsername: string;
   readonly broker: BrokerModel;
   readonly pki: PkiModel;
-  readonly docker: { readonly network: string; readonly publishAddress: string; readonly hostPortOffset: number };
+  readonly docker: {
+    readonly network: string;
+    readonly publishAddress: string;
+    readonly hostPortOffset: number;
+    readonly namePrefix: string;
+    readonly maxOpenFiles?: number;
+  };
   readonly kubernetes: KubernetesSettings;
 }
 

@@ -52,7 +52,7 @@ export function validatePlatformStack(): ValidatedPlatformStack {
 function brokerCertificateNames(model: PlatformModel): CertificateNames {
   const extra = model.pki.brokerCertificate;
   if (model.target === "docker") {
-    return dockerCertificateNames(Array.from({ length: model.nodes }, (_, i) => nodeHost(BROKER_NAME, i)), model.docker.publishAddress, extra);
+    return dockerCertificateNames(Array.from({ length: model.nodes }, (_, i) => nodeHost(model.docker.namePrefix, i)), model.docker.publishAddress, extra);
   }
   const { headless, services } = kubernetesServiceNames(model, BROKER_NAME);
   return kubernetesCertificateNames({ name: BROKER_NAME, namespace: model.kubernetes.namespace, headless, nodes: model.nodes, services }, extra);
@@ -76,6 +76,6 @@ export function platformStack() {
     [PLATFORM_OUTPUTS.certificateLoginFrom]: model.broker.tls.certificateLoginFrom,
     mqttEndpoints: broker.mqttEndpoints,
     brokerVersion: model.broker.versionText,
-    ...(broker instanceof KubernetesBroker ? { tuningNotApplied: broker.tuningGaps } : {}),
+    tuningNotApplied: broker.tuningGaps,
   };
 }

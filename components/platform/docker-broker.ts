@@ -38,8 +38,26 @@ export function publishedPort(model: PlatformModel, listener: Listener, i: numbe
   return listener.port + i * model.docker.hostPortOffset;
 }
 
-export function nodeHost(name: string, i: number): string {
-  return `${name}-${i}`;
+/** Container, host and Erlang node host name of node `i` (platform.docker.namePrefix). */
+export function nodeHost(prefix: string, i: number): string {
+  return `${prefix}-${i}`;
+}
+
+/** The nofile limit the containers get: the tuning's, capped by the Docker host's (docker.maxOpenFiles). */
+export function dockerOpenFiles(model: PlatformModel): number {
+  const wanted = model.broker.tuning.openFiles;
+  return model.docker.maxOpenFiles === undefined ? wanted : Math.min(wanted, model.docker.maxOpenFiles);
+}
+
+/** What the tuning wants but this Docker host cannot give, for the stack to report. */
+export function dockerTuningGaps(model: PlatformModel): string[] {
+  const wanted = model.broker.tuning.openFiles;
+  const given = dockerOpenFiles(model);
+  if (given >= wanted) return [];
+  return [
+    `nofile ${wanted}: the Docker host allows at most ${given} (platform.docker.maxOpenFiles), so each node holds fewer ` +
+      `than ${wanted} sockets and files; raise the host's limit (fs.nr_open, the engine's LimitNOFILE) to get the rest`,
+  ];
 }
 
 export class DockerBroker extends pulumi.ComponentResource {
@@ -48,6 +66,8 @@ export class DockerBroker extends pulumi.ComponentResource {
   public readonly managementUrl: string;
   public readonly mqttEndpoints: string[];
   public readonly containers: docker.Container[];
+  /** Tuning the Docker host cannot give (see dockerTuningGaps); also logged as warnings. */
+  public readonly tuningGaps: string[];
 
   constructor(name: string, args: DockerBrokerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("rabbitmq-mqtt:platform:DockerBroker", name, {}, opts);
@@ -63,13 +83,17 @@ export class DockerBroker extends pulumi.ComponentResource {
     const network = new docker.Network(`${name}-network`, { name: model.docker.network }, child);
     const image = new docker.RemoteImage(`${name}-image`, { name: model.image, keepLocally: true }, child);
 
-    const hosts = Array.from({ length: model.nodes }, (_, i) => nodeHost(name, i));
+    const hosts = Array.from({ length: model.nodes }, (_, i) => nodeHost(model.docker.namePrefix, i));
     const clusterNodes = hosts.map((h) => `rabbit@${h}`);
     const t = model.broker.tuning;
     const listeners = brokerListeners(model.broker);
+    const openFiles = dockerOpenFiles(model);
+    this.tuningGaps = dockerTuningGaps(model);
+    for (const gap of this.tuningGaps) void pulumi.log.warn(`tuning not applied: ${gap}`, this);
 
     this.containers = hosts.map((host, i) => {
-      const volume = new docker.Volume(`${host}-data`, { name: `${host}-data` }, child);
+      // Logical names stay `<component>-<i>` whatever the prefix, so renaming containers is an update of names only.
+      const volume = new docker.Volume(`${name}-${i}-data`, { name: `${host}-data` }, child);
       const conf = pulumi.secret(
         this.adminPassword.apply((pw) =>
           renderRabbitmqConf(model.broker, {
@@ -88,7 +112,7 @@ export class DockerBroker extends pulumi.ComponentResource {
         permissions,
       });
       return new docker.Container(
-        host,
+        `${name}-${i}`,
         {
           name: host,
           hostname: host,
@@ -119,7 +143,7 @@ export class DockerBroker extends pulumi.ComponentResource {
           })),
           // Every tuning sysctl is a per-network-namespace net.* setting, which Docker sets per container.
           sysctls: { ...t.sysctls },
-          ulimits: [{ name: "nofile", soft: t.openFiles, hard: t.openFiles }],
+          ulimits: [{ name: "nofile", soft: openFiles, hard: openFiles }],
           healthcheck: {
             tests: ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"],
             interval: "15s",
@@ -138,6 +162,6 @@ export class DockerBroker extends pulumi.ComponentResource {
     this.mqttEndpoints = listeners
       .filter((l) => ["mqtts", "wss", "mqtt", "ws"].includes(l.protocol))
       .map((l) => listenerUrl(l, host));
-    this.registerOutputs({ managementUrl: this.managementUrl, mqttEndpoints: this.mqttEndpoints });
+    this.registerOutputs({ managementUrl: this.managementUrl, mqttEndpoints: this.mqttEndpoints, tuningGaps: this.tuningGaps });
   }
 }

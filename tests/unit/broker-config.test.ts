@@ -256,6 +256,10 @@ describe("parsePlatformConfig: every platform field refuses bad input, naming it
     ["adminUsername", { ...base, adminUsername: "admin user" }, "platform.adminUsername"],
     ["docker.network", { ...base, docker: { network: "Bad Net" } }, "platform.docker.network"],
     ["docker.hostPortOffset", { ...base, docker: { hostPortOffset: 0 } }, "platform.docker.hostPortOffset"],
+    ["docker.namePrefix", { ...base, docker: { namePrefix: "Rabbit_MQ" } }, "platform.docker.namePrefix"],
+    ["docker.namePrefix (too long)", { ...base, docker: { namePrefix: "r".repeat(41) } }, "platform.docker.namePrefix"],
+    ["docker.maxOpenFiles", { ...base, docker: { maxOpenFiles: 512 } }, "platform.docker.maxOpenFiles"],
+    ["docker.maxOpenFiles (not whole)", { ...base, docker: { maxOpenFiles: 20000.5 } }, "platform.docker.maxOpenFiles"],
     ["docker unknown key", { ...base, docker: { ports: [] } }, "platform.docker"],
     ["kubernetes.namespace", { ...k8s, kubernetes: { namespace: "Prod_NS" } }, "platform.kubernetes.namespace"],
     ["kubernetes.storageSize", { ...k8s, kubernetes: { storageSize: "20GB" } }, "platform.kubernetes.storageSize"],
@@ -289,7 +293,7 @@ describe("parsePlatformConfig: every platform field refuses bad input, naming it
   });
 
   it("accepts the defaults for both targets", () => {
-    expect(parsePlatformConfig(base).docker).toEqual({ network: "rabbitmq-mqtt", publishAddress: "127.0.0.1", hostPortOffset: 100 });
+    expect(parsePlatformConfig(base).docker).toEqual({ network: "rabbitmq-mqtt", publishAddress: "127.0.0.1", hostPortOffset: 100, namePrefix: "rabbitmq" });
     expect(parsePlatformConfig(k8s).kubernetes).toMatchObject({ namespace: "rabbitmq", minorVersion: 29, memoryBytes: 4 * 2 ** 30 });
   });
 });

@@ -64,6 +64,7 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
       { internal: 15675, external: 15675, ip: "127.0.0.1" },
       { internal: 15672, external: 15672, ip: "127.0.0.1" },
       { internal: 5672, external: 5672, ip: "127.0.0.1" },
+      { internal: 11883, external: 11883, ip: "127.0.0.1" },
     ]);
   });
 
@@ -113,7 +114,7 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
     expect((await settle(outputs["adminUsername"]!)).value).toBe("admin");
     const endpoints = await settle(outputs["mqttEndpoints"]!);
     expect(endpoints).toEqual({
-      value: ["mqtts://127.0.0.1:8883", "wss://127.0.0.1:15676/ws", "mqtts://127.0.0.1:18883", "mqtt://127.0.0.1:1883", "ws://127.0.0.1:15675/ws"],
+      value: ["mqtts://127.0.0.1:8883", "wss://127.0.0.1:15676/ws", "mqtts://127.0.0.1:18883", "mqtt://127.0.0.1:1883", "ws://127.0.0.1:15675/ws", "mqtt://127.0.0.1:11883"],
       secret: false,
     });
     expect(await settle(outputs["caCertificatePem"]!)).toEqual({ value: "CERT of pki-root-cert", secret: false });
@@ -145,6 +146,46 @@ describe("a three-node Docker cluster", async () => {
 
   it("publishes node i's ports at port + 100 x i", () => {
     expect((containers[2]?.inputs["ports"] as { external: number }[]).map((p) => p.external)).toEqual([9083, 15876, 15871]);
+  });
+});
+
+describe("two platforms on one Docker host: docker.namePrefix, and a host that caps open files", async () => {
+  const { mocks, outputs } = await runPlatform({
+    target: "docker",
+    image: "rabbitmq:4.3.6-management",
+    nodes: 2,
+    broker: { version: "4.3.6" },
+    docker: { network: "mqtt-staging", namePrefix: "mqtt-staging", maxOpenFiles: 20000 },
+  });
+  const gaps = await settle(outputs["tuningNotApplied"]!);
+  await drain();
+  const containers = mocks.byType("docker:index/container:Container");
+
+  it("names containers, host names, Erlang nodes and volumes after the prefix; logical names stay the component's", () => {
+    expect(containers.map((c) => [c.name, c.inputs["name"], c.inputs["hostname"]])).toEqual([
+      ["rabbitmq-0", "mqtt-staging-0", "mqtt-staging-0"],
+      ["rabbitmq-1", "mqtt-staging-1", "mqtt-staging-1"],
+    ]);
+    expect(containers[1]?.inputs["envs"]).toContain("RABBITMQ_NODENAME=rabbit@mqtt-staging-1");
+    expect(upload(containers[0]!, "/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf")?.content).toContain("cluster_formation.classic_config.nodes.2 = rabbit@mqtt-staging-1");
+    expect(mocks.byType("docker:index/volume:Volume").map((v) => v.inputs["name"])).toEqual(["mqtt-staging-0-data", "mqtt-staging-1-data"]);
+    expect(mocks.one("tls:index/certRequest:CertRequest", "pki-broker-csr").inputs["dnsNames"]).toEqual(expect.arrayContaining(["mqtt-staging-0", "mqtt-staging-1"]));
+  });
+
+  it("gives each container the host's open-files limit and reports what the tuning wanted", () => {
+    for (const c of containers) expect(c.inputs["ulimits"]).toEqual([{ name: "nofile", soft: 20000, hard: 20000 }]);
+    expect(gaps.value).toEqual([expect.stringMatching(/^nofile 65536: the Docker host allows at most 20000 \(platform\.docker\.maxOpenFiles\)/)]);
+  });
+});
+
+describe("a Docker host with no open-files cap", async () => {
+  const { mocks, outputs } = await runPlatform({ target: "docker", image: "rabbitmq:4.3.6-management", broker: { version: "4.3.6" } });
+  const gaps = await settle(outputs["tuningNotApplied"]!);
+  await drain();
+
+  it("gets the tuning's nofile and reports nothing missing", () => {
+    expect(mocks.byType("docker:index/container:Container")[0]?.inputs["ulimits"]).toEqual([{ name: "nofile", soft: 65536, hard: 65536 }]);
+    expect(gaps.value).toEqual([]);
   });
 });
 
