@@ -16,6 +16,7 @@ export default defineConfig({
         test: {
           name: "e2e",
           include: ["tests/e2e/**/*.e2e.test.ts"],
+          exclude: ["tests/e2e/docker/**"],
           environment: "node",
           globalSetup: ["tests/support/global-setup.ts"],
           pool: "forks",
@@ -23,6 +24,20 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 180_000,
+        },
+      },
+      {
+        test: {
+          // The dev platform on a real Docker engine (tests/support/docker-global-setup.ts): its own
+          // tests, and the tenant-access suite run through the containers' published ports.
+          name: "docker",
+          include: ["tests/e2e/docker/**/*.e2e.test.ts", "tests/e2e/tenant-access.e2e.test.ts"],
+          environment: "node",
+          globalSetup: ["tests/support/docker-global-setup.ts"],
+          pool: "forks",
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 300_000,
         },
       },
     ],

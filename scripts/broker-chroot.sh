@@ -3,19 +3,22 @@
 # end-to-end broker matrix. Prints the root's path on stdout. Cached: a finished root is reused until
 # its suite's name changes; delete the folder to rebuild.
 #
+#   scripts/broker-chroot.sh bookworm -> RabbitMQ 3.10.x (Debian 12; only for the Docker images,
+#                                        the host's own package runs 3.10 in the chroot-free suites)
 #   scripts/broker-chroot.sh trixie   -> RabbitMQ 4.0.x (Debian 13)
 #   scripts/broker-chroot.sh forky    -> RabbitMQ 4.3.x (Debian forky/sid)
 #
 # Why a chroot and not a container: the suite must run where no Docker engine is started, and the
 # node shares the host's loopback and epmd, so the harness reaches it on 127.0.0.1 like a host node.
+# The same roots are the base of the local Docker images (scripts/broker-image.sh).
 set -euo pipefail
 
-suite="${1:?usage: broker-chroot.sh <trixie|forky>}"
+suite="${1:?usage: broker-chroot.sh <bookworm|trixie|forky>}"
 case "$suite" in
-  trixie) script=trixie ;;
+  bookworm | trixie) script="$suite" ;;
   # The host's debootstrap has no forky script; forky is sid's successor and bootstraps with sid's.
   forky) script=sid ;;
-  *) echo "broker-chroot.sh: unknown suite '$suite' (expected trixie or forky)" >&2; exit 2 ;;
+  *) echo "broker-chroot.sh: unknown suite '$suite' (expected bookworm, trixie or forky)" >&2; exit 2 ;;
 esac
 
 cache="${BROKER_CHROOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rabbitmq-mqtt-provisioner/chroots}"

@@ -12,6 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
 import type { BrokerInfo } from "./broker";
+import type { DockerTarget } from "./docker-hooks";
 import { testPki } from "./test-pki";
 import type { StackRunInput, StackRunResult } from "./run-stack";
 
@@ -75,6 +76,7 @@ export async function applyStack(
   config: Record<string, unknown>,
   stackOutputs = {},
   previous?: StackRunResult,
+  docker?: DockerTarget,
 ): Promise<StackRunResult> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `stack-${stack}-`));
   const input: StackRunInput = {
@@ -84,6 +86,7 @@ export async function applyStack(
     secretKeys: ["brokerPassword", "identityPasswords"].filter((k) => k in config),
     stackOutputs,
     ...(previous ? { previous: previous.registered } : {}),
+    ...(docker ? { docker } : {}),
   };
   const inFile = path.join(dir, "in.json");
   const outFile = path.join(dir, "out.json");

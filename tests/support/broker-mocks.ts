@@ -15,6 +15,7 @@ import { randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
 import { managementRequest } from "../../components/management/api";
+import { applyDockerResource, deleteDockerResource, type DockerTarget } from "./docker-hooks";
 import { applyTlsResource } from "./tls-provider";
 
 export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
@@ -43,6 +44,11 @@ export interface BrokerMocksOptions {
    * replaced), and `deleteRemoved()` deletes what the program no longer declares.
    */
   readonly previous?: readonly RegisteredResource[];
+  /**
+   * Given, @pulumi/docker resources are applied to this real engine (tests/support/docker-hooks.ts);
+   * without it they are only recorded, and tests boot their recorded inputs on a test node.
+   */
+  readonly docker?: DockerTarget;
 }
 
 function isSecretWrapper(v: unknown): v is { value: unknown } {
@@ -228,6 +234,9 @@ export class BrokerMocks implements pulumi.runtime.Mocks {
       }
       default: {
         if (args.type.startsWith("pulumi-nodejs:dynamic")) return this.applyDynamic(args, inputs);
+        if (args.type.startsWith("docker:") && this.opts.docker !== undefined) {
+          return applyDockerResource(this.opts.docker, args.type, args.name, inputs);
+        }
         // The platform's containers and Kubernetes objects: nothing runs them here (no Docker, no
         // cluster); their recorded inputs are what the tests boot the OS broker with.
         if (args.type.startsWith("docker:") || args.type.startsWith("kubernetes:")) {
@@ -307,6 +316,10 @@ export class BrokerMocks implements pulumi.runtime.Mocks {
       const serialized = r.inputs["__provider"];
       if (typeof serialized !== "string") throw new Error("no __provider recorded");
       await this.opts.resolveDynamicProvider(r.type, serialized).delete?.(r.id, r.state);
+      return;
+    }
+    if (r.type.startsWith("docker:") && this.opts.docker !== undefined) {
+      await deleteDockerResource(this.opts.docker, r.type, r.id, r.inputs);
       return;
     }
     const ep = this.providers.get("broker");

@@ -94,8 +94,8 @@ export interface StartBrokerOptions {
  * set by tests/support/e2e-matrix.ts); a lone run picks one at random. Within a process ports
  * are handed out in order and never twice.
  */
-export const PORT_BLOCK_SIZE = 2500;
-export const PORT_BLOCK_COUNT = 8;
+export const PORT_BLOCK_SIZE = 1500;
+export const PORT_BLOCK_COUNT = 13;
 const PORT_BLOCKS_START = 12000;
 
 function portBlock(): number {
@@ -126,6 +126,21 @@ export async function freePort(): Promise<number> {
   const [port] = await freePorts(1);
   if (port === undefined) throw new Error("freePort: no port");
   return port;
+}
+
+/**
+ * `count` consecutive free ports of this process's block, never handed out before: the first is
+ * returned. For published container ports, where node i's ports are node 0's plus i x an offset.
+ */
+export async function freePortRun(count: number): Promise<number> {
+  for (;;) {
+    if (nextPortOffset + count > PORT_BLOCK_SIZE) throw new Error(`freePortRun: the block of ${PORT_BLOCK_SIZE} ports from ${blockStart} is used up`);
+    const first = blockStart + nextPortOffset;
+    let free = 0;
+    while (free < count && (await portIsFree(first + free))) free++;
+    nextPortOffset += free === count ? count : free + 1;
+    if (free === count) return first;
+  }
 }
 
 /** `count` distinct free ports of this process's block. */

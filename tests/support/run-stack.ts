@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { settle } from "./outputs";
+import type { DockerTarget } from "./docker-hooks";
 import { BrokerMocks, deserializeDynamicProvider, type DynamicProviderResolver, type RegisteredResource } from "./broker-mocks";
 
 export interface StackRunInput {
@@ -22,6 +23,8 @@ export interface StackRunInput {
   readonly stackOutputs?: Readonly<Record<string, Record<string, unknown>>>;
   /** The previous run's registrations: this run then updates and deletes like a second `pulumi up`. */
   readonly previous?: readonly RegisteredResource[];
+  /** Apply @pulumi/docker resources to this engine (tests/support/docker-hooks.ts). */
+  readonly docker?: DockerTarget;
 }
 
 export interface StackRunResult {
@@ -52,6 +55,7 @@ export async function runStack(
     resolveDynamicProvider,
     ...(input.stackOutputs ? { stackOutputs: input.stackOutputs } : {}),
     ...(input.previous ? { previous: input.previous } : {}),
+    ...(input.docker ? { docker: input.docker } : {}),
   });
   await pulumi.runtime.setMocks(mocks, input.project, input.stack, false);
   const { config, secretKeys } = projectConfig(input);

@@ -1,0 +1,170 @@
+/**
+ * The shipped `dev` platform stack (Pulumi.dev.yaml) applied to the test's Docker engine through
+ * the Docker hooks, as `pulumi up` applies it. What is adapted to the test, and nothing else:
+ * - the image tag and broker.version: the matrix release's local image (scripts/broker-image.sh);
+ * - listener ports: a run of free ports of the suite's block (the machine's standard ports may be
+ *   taken), with docker.hostPortOffset set to the run's length;
+ * - docker.network and docker.namePrefix: per suite, so suites side by side on one engine differ;
+ * - docker.maxOpenFiles: this machine's hard limit, which a container may not exceed;
+ * - nodes: 1, or 3 for the cluster variant.
+ */
+import * as fs from "node:fs";
+import type { BrokerInfo } from "./broker";
+import { freePortRun } from "./broker";
+import { HOST } from "./clients";
+import { applyStack, loadStackConfig } from "./apply-stack";
+import { brokerImage, dockerApi, dockerCall, IMAGE_SUITES, type DockerEngine } from "./docker-engine";
+import type { DockerTarget } from "./docker-hooks";
+import type { StackRunResult } from "./run-stack";
+
+/** What the Docker tests need besides BrokerInfo; plain data, passed through vitest `provide`. */
+export interface DockerPlatformInfo {
+  readonly socketPath: string;
+  readonly image: string;
+  readonly prefix: string;
+  readonly network: string;
+  /** Container names, node 0 first. */
+  readonly containers: string[];
+  /** The platform stack's config as applied (ports, names). */
+  readonly platformConfig: Record<string, unknown>;
+  /** The platform stack's outputs (CA, issuers, admin, tuningNotApplied, ...). */
+  readonly outputs: Record<string, unknown>;
+  readonly secretOutputs: string[];
+  /** How long `pulumi up` of the platform took, and until every container was healthy. */
+  readonly applySeconds: number;
+  readonly healthySeconds: number;
+}
+
+const LISTENER_KEYS = ["mqtts", "webMqtts", "managementHttps", "tenantMqtts", "mqtt", "webMqtt", "management", "amqp", "tenantMqtt"] as const;
+type ListenerKey = (typeof LISTENER_KEYS)[number];
+
+/** This process's hard limit on open files: what a container here may have at most. */
+export function hostOpenFilesLimit(): number {
+  const line = fs.readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+  const hard = line?.trim().split(/\s+/)[4];
+  if (hard === undefined || !/^\d+$/.test(hard)) throw new Error(`cannot read the open-files limit: ${line}`);
+  return Number(hard);
+}
+
+/** Removes the containers, volumes and network of a platform with this prefix (leftovers included). */
+export async function removeDockerPlatform(socketPath: string, prefix: string, nodes = 3): Promise<void> {
+  for (let i = 0; i < nodes; i++) {
+    const c = await dockerApi(socketPath, "DELETE", `/containers/${prefix}-${i}?force=true`);
+    if (c.status >= 400 && c.status !== 404) throw new Error(`removing ${prefix}-${i}: ${c.status} ${JSON.stringify(c.body)}`);
+  }
+  for (let i = 0; i < nodes; i++) {
+    const v = await dockerApi(socketPath, "DELETE", `/volumes/${prefix}-${i}-data`);
+    if (v.status >= 400 && v.status !== 404) throw new Error(`removing volume ${prefix}-${i}-data: ${v.status} ${JSON.stringify(v.body)}`);
+  }
+  const n = await dockerApi(socketPath, "DELETE", `/networks/${prefix}`);
+  if (n.status >= 400 && n.status !== 404) throw new Error(`removing network ${prefix}: ${n.status} ${JSON.stringify(n.body)}`);
+}
+
+interface Inspect {
+  State: { Running: boolean; Status: string; Health?: { Status: string; Log?: { Output: string }[] } };
+}
+
+/** Waits until every container's health check passes (the image's HEALTHCHECK as the stack declares it). */
+export async function waitHealthy(socketPath: string, containers: readonly string[], timeoutMs = 240_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const states = await Promise.all(containers.map((c) => dockerCall<Inspect>(socketPath, "GET", `/containers/${c}/json`)));
+    if (states.every((s) => s.State.Health?.Status === "healthy")) return;
+    if (Date.now() > deadline) {
+      const report = states.map((s, i) => `${containers[i]}: ${s.State.Status}/${s.State.Health?.Status ?? "no health"} ${s.State.Health?.Log?.at(-1)?.Output ?? ""}`);
+      throw new Error(`not healthy after ${timeoutMs} ms:\n${report.join("\n")}`);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+export interface AppliedDockerPlatform {
+  readonly info: DockerPlatformInfo;
+  /** One BrokerInfo per node, reached through its published ports. */
+  readonly nodes: BrokerInfo[];
+  readonly result: StackRunResult;
+  readonly target: DockerTarget;
+}
+
+/** Applies the dev platform stack to the engine and waits until every node is healthy. */
+export async function applyDevPlatform(engine: DockerEngine, series: string, nodes: 1 | 3): Promise<AppliedDockerPlatform> {
+  const suite = IMAGE_SUITES[series];
+  if (suite === undefined) throw new Error(`no Docker image for RabbitMQ ${series}`);
+  const image = await brokerImage(engine, suite);
+  const version = /:(\d+\.\d+\.\d+)-management$/.exec(image)?.[1];
+  if (version === undefined) throw new Error(`unexpected image name ${image}`);
+  const prefix = `e2e-${series.replace(".", "")}-${nodes}n`;
+  await removeDockerPlatform(engine.socketPath, prefix);
+
+  const stackConfig = loadStackConfig("dev");
+  const platform = structuredClone(stackConfig["platform"]) as Record<string, unknown> & {
+    broker: Record<string, unknown> & { listeners: Record<string, unknown> };
+    docker: Record<string, unknown>;
+  };
+  const base = await freePortRun(LISTENER_KEYS.length * nodes);
+  const port = (k: ListenerKey) => base + LISTENER_KEYS.indexOf(k);
+  for (const k of LISTENER_KEYS) {
+    const shipped = platform.broker.listeners[k];
+    platform.broker.listeners[k] = Array.isArray(shipped) ? [port(k)] : port(k);
+  }
+  const declaredImage = `rabbitmq:${version}-management`;
+  platform.image = declaredImage;
+  platform.nodes = nodes;
+  platform.broker.version = version;
+  platform.docker = { ...platform.docker, network: prefix, namePrefix: prefix, hostPortOffset: LISTENER_KEYS.length, maxOpenFiles: hostOpenFilesLimit() };
+  const config = { ...stackConfig, platform };
+
+  const target: DockerTarget = { socketPath: engine.socketPath, images: { [declaredImage]: image } };
+  const t0 = Date.now();
+  const result = await applyStack("dev", config, {}, undefined, target);
+  const applySeconds = (Date.now() - t0) / 1000;
+  const containers = Array.from({ length: nodes }, (_, i) => `${prefix}-${i}`);
+  await waitHealthy(engine.socketPath, containers);
+  const healthySeconds = (Date.now() - t0) / 1000;
+
+  const [major = 0, minor = 0] = version.split(".").map(Number);
+  const published = (k: ListenerKey, i: number) => port(k) + i * LISTENER_KEYS.length;
+  const caCertPem = result.outputs["caCertificatePem"] as string;
+  const nodeInfos: BrokerInfo[] = containers.map((c, i) => ({
+    version,
+    major,
+    minor,
+    host: HOST,
+    amqpPort: published("amqp", i),
+    mqttPort: published("mqtt", i),
+    tenantMqttPort: published("tenantMqtt", i),
+    webMqttPort: published("webMqtt", i),
+    managementPort: published("management", i),
+    managementUrl: `http://${HOST}:${published("management", i)}`,
+    adminUsername: String(result.outputs["adminUsername"]),
+    adminPassword: String(result.outputs["adminPassword"]),
+    nodeName: `rabbit@${c}`,
+    baseDir: "",
+    tls: {
+      mqttsPort: published("mqtts", i),
+      tenantMqttsPort: published("tenantMqtts", i),
+      webMqttsPort: published("webMqtts", i),
+      managementHttpsPort: published("managementHttps", i),
+      amqpsPort: 0,
+      caCertPem,
+      plaintext: true,
+    },
+  }));
+  return {
+    info: {
+      socketPath: engine.socketPath,
+      image,
+      prefix,
+      network: prefix,
+      containers,
+      platformConfig: platform,
+      outputs: result.outputs,
+      secretOutputs: result.secretOutputs,
+      applySeconds,
+      healthySeconds,
+    },
+    nodes: nodeInfos,
+    result,
+    target,
+  };
+}
