@@ -1,0 +1,278 @@
+/**
+ * The shipped `dev` platform stack on a real Docker engine (tests/support/docker-global-setup.ts):
+ * the containers as the stack declared them, every listener on its published port, the tuning seen
+ * from inside the container, what the machine could not give reported by the stack, and TLS logins
+ * of a tenant applied through the platform's own outputs (HTTPS management on the published port).
+ * The tenant-access suite runs against the same containers in the same run.
+ */
+import * as https from "node:https";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { beforeAll, describe, expect, inject, it } from "vitest";
+import { versionAtLeast } from "../../../core/broker-baseline";
+import { tuningFor } from "../../../core/tuning";
+import { applyStack } from "../../support/apply-stack";
+import { endQuietly, mqttConnect, tryPublish, trySubscribe, waitFor, type MqttLogin } from "../../support/clients";
+import { dockerCall, dockerExec } from "../../support/docker-engine";
+import { applyDockerResource } from "../../support/docker-hooks";
+import { hostOpenFilesLimit } from "../../support/docker-platform";
+import type { StackRunResult } from "../../support/run-stack";
+import { generatePrivateKey, issueCertificate } from "../../support/tls-provider";
+
+const broker = inject("broker");
+const docker = inject("docker");
+const [container] = docker.containers as [string];
+const caCertPem = docker.outputs["caCertificatePem"] as string;
+const PLATFORM_REF = "organization/rabbitmq-mqtt/dev";
+
+interface Inspect {
+  Config: { Hostname: string; Env: string[]; Healthcheck: { Test: string[]; Interval: number; Retries: number } };
+  State: { Running: boolean; Health: { Status: string } };
+  HostConfig: {
+    RestartPolicy: { Name: string };
+    Ulimits: { Name: string; Soft: number; Hard: number }[];
+    Sysctls: Record<string, string>;
+    PortBindings: Record<string, { HostIp: string; HostPort: string }[]>;
+  };
+  Mounts: { Type: string; Name: string; Destination: string }[];
+  NetworkSettings: { Networks: Record<string, { Aliases: string[] | null }> };
+}
+
+const exec = async (cmd: string[]) => {
+  const r = await dockerExec(docker.socketPath, container, cmd);
+  if (r.code !== 0) throw new Error(`${cmd.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+};
+const evalErl = (expr: string) => exec(["rabbitmqctl", "eval", expr]);
+
+const tuning = tuningFor({ profile: "default", expectedConnections: 10000 });
+
+describe("the containers, as the dev stack declares them", () => {
+  let info: Inspect;
+  beforeAll(async () => {
+    info = await dockerCall<Inspect>(docker.socketPath, "GET", `/containers/${container}/json`);
+  });
+
+  it("is running and healthy, restarts unless stopped, and keeps its data in its volume", () => {
+    expect(info.State.Running).toBe(true);
+    expect(info.State.Health.Status).toBe("healthy");
+    expect(info.Config.Healthcheck.Test).toEqual(["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"]);
+    expect(info.HostConfig.RestartPolicy.Name).toBe("unless-stopped");
+    expect(info.Mounts).toContainEqual(expect.objectContaining({ Type: "volume", Name: `${container}-data`, Destination: "/var/lib/rabbitmq/mnesia" }));
+    expect(info.NetworkSettings.Networks[docker.network]?.Aliases).toContain(container);
+    expect(Object.keys(info.NetworkSettings.Networks)).toEqual([docker.network]);
+  });
+
+  it("publishes every listener on 127.0.0.1 only", () => {
+    const bindings = Object.values(info.HostConfig.PortBindings).flat();
+    expect(bindings).toHaveLength(9);
+    for (const b of bindings) expect(b.HostIp).toBe("127.0.0.1");
+  });
+
+  it("runs the broker as the image's rabbitmq user (uid 999) as PID 1, not as root", async () => {
+    expect(await exec(["sh", "-c", "awk '/^Uid:/ { print $2 }' /proc/1/status"])).toBe("999\n");
+    expect(await exec(["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"])).toMatch(/beam\.smp/);
+  });
+
+  it("loads only the rendered configuration, not the image's own conf.d defaults", async () => {
+    const status = JSON.parse(await exec(["rabbitmq-diagnostics", "status", "--formatter", "json"])) as { config_files: string[] };
+    expect(status.config_files).toEqual(["/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf"]);
+    // conf.d/10-defaults.conf would let guest in from anywhere (loopback_users = []).
+    expect(await exec(["cat", "/etc/rabbitmq/conf.d/10-defaults.conf"])).toContain("loopback_users.guest = false");
+    expect(await evalErl("application:get_env(rabbit, loopback_users).")).toContain('{ok,[<<"guest">>]}');
+  });
+});
+
+describe("listeners on the published ports", () => {
+  const port = (p: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: "127.0.0.1", port: p }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+  const tlsHandshake = (p: number) =>
+    new Promise<string>((resolve, reject) => {
+      const s = tls.connect({ host: "127.0.0.1", port: p, ca: caCertPem, servername: "localhost" }, () => {
+        const protocol = s.getProtocol() ?? "";
+        s.destroy();
+        resolve(protocol);
+      });
+      s.once("error", reject);
+    });
+
+  it("answers TLS with the platform's CA on MQTT, Web MQTT, management and the tenant port", async () => {
+    const t = broker.tls!;
+    for (const p of [t.mqttsPort, t.webMqttsPort, t.managementHttpsPort, t.tenantMqttsPort]) expect(await tlsHandshake(p)).toMatch(/^TLSv1\.[23]$/);
+  });
+
+  it("answers on the plaintext ports the dev stack keeps", async () => {
+    for (const p of [broker.mqttPort, broker.webMqttPort, broker.managementPort, broker.amqpPort, broker.tenantMqttPort]) expect(await port(p)).toBe(true);
+  });
+
+  it("serves the management API over HTTPS on the URL the stack exports", async () => {
+    const url = new URL(String(docker.outputs["managementUrl"]));
+    expect(Number(url.port)).toBe(broker.tls!.managementHttpsPort);
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = https.request(
+        { host: url.hostname, port: url.port, path: "/api/overview", ca: caCertPem, auth: `${broker.adminUsername}:${broker.adminPassword}` },
+        (r) => {
+          let body = "";
+          r.on("data", (c: Buffer) => (body += c.toString()));
+          r.on("end", () => resolve({ status: r.statusCode ?? 0, body }));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    expect(res.status).toBe(200);
+    expect((JSON.parse(res.body) as { rabbitmq_version: string }).rabbitmq_version).toBe(broker.version);
+  });
+});
+
+describe("the tuning, seen from inside the container", () => {
+  it("gives the broker the open-files limit the stack set: the machine's hard limit, since it is below the tuning's", async () => {
+    const limit = hostOpenFilesLimit();
+    expect(limit).toBeLessThan(tuning.openFiles);
+    expect(await exec(["sh", "-c", "awk '/^Max open files/ { print $4, $5 }' /proc/1/limits"])).toBe(`${limit} ${limit}\n`);
+    const status = JSON.parse(await exec(["rabbitmq-diagnostics", "status", "--formatter", "json"])) as {
+      file_descriptors?: { total_limit: number };
+      processes: { limit: number };
+    };
+    if (versionAtLeast(broker, 4, 3)) {
+      // Seen on 4.3.6: `status` has no file-descriptor section any more (3.10.8 and 4.0.5 have one);
+      // /proc (above) is the proof there.
+      expect(status.file_descriptors).toBeUndefined();
+    } else {
+      // RabbitMQ keeps a few descriptors for itself: its limit follows the ulimit.
+      expect(status.file_descriptors?.total_limit).toBeGreaterThan(limit - 200);
+      expect(status.file_descriptors?.total_limit).toBeLessThanOrEqual(limit);
+    }
+    expect(status.processes.limit).toBe(tuning.erlMaxProcesses);
+    expect(await evalErl("erlang:system_info(port_limit).")).toBe(`${tuning.erlMaxPorts}\n`);
+  });
+
+  it("reports what the machine could not give, instead of hiding it", () => {
+    expect(docker.outputs["tuningNotApplied"]).toEqual([
+      `nofile ${tuning.openFiles}: the Docker host allows at most ${hostOpenFilesLimit()} (platform.docker.maxOpenFiles), so each node holds fewer ` +
+        `than ${tuning.openFiles} sockets and files; raise the host's limit (fs.nr_open, the engine's LimitNOFILE) to get the rest`,
+    ]);
+  });
+
+  it("sets every net.* sysctl of the tuning in the container's network namespace", async () => {
+    for (const [key, value] of Object.entries(tuning.sysctls)) {
+      expect(await exec(["cat", `/proc/sys/${key.replaceAll(".", "/")}`]), key).toBe(`${value}\n`);
+    }
+  });
+
+  it("opens the MQTT listeners with the tuning's socket options", async () => {
+    const opts = await evalErl("application:get_env(rabbitmq_mqtt, tcp_listen_options).");
+    expect(opts).toContain(`{backlog,${tuning.mqttListen.backlog}}`);
+    expect(opts).toContain("{nodelay,true}");
+    expect(opts).toContain("{keepalive,true}");
+  });
+});
+
+describe("the hooks refuse what they cannot apply", () => {
+  it("a container asking for more open files than the machine allows does not start: the engine refuses it", async () => {
+    const name = `${docker.prefix}-nofile`;
+    await dockerCall(docker.socketPath, "DELETE", `/containers/${name}?force=true`).catch(() => undefined);
+    const image = docker.image;
+    const attempt = applyDockerResource(
+      { socketPath: docker.socketPath, images: {} },
+      "docker:index/container:Container",
+      name,
+      { name, image, ulimits: [{ name: "nofile", soft: hostOpenFilesLimit() + 1, hard: hostOpenFilesLimit() + 1 }] },
+    );
+    await expect(attempt).rejects.toThrow(/rlimit|operation not permitted/i);
+    await dockerCall(docker.socketPath, "DELETE", `/containers/${name}?force=true`).catch(() => undefined);
+  });
+
+  it("an input with no rule to apply it fails the registration", async () => {
+    await expect(
+      applyDockerResource({ socketPath: docker.socketPath, images: {} }, "docker:index/container:Container", "x", { name: "x", image: docker.image, privileged: true }),
+    ).rejects.toThrow(/cannot apply input\(s\) privileged/);
+  });
+});
+
+describe("a tenant applied through the platform's outputs, with TLS logins on the published ports", () => {
+  let initech: StackRunResult;
+  const ident = (name: string) => (initech.outputs["identities"] as Record<string, Record<string, string>>)[name]!;
+  const key = (name: string) => (initech.outputs["identityPrivateKeys"] as Record<string, string>)[name]!;
+  const pass = (name: string) => (initech.outputs["identityPasswords"] as Record<string, string>)[name]!;
+  const mqtts = (extra: Partial<MqttLogin> & { clientId: string }, cert?: { certPem: string; keyPem: string }): MqttLogin => ({
+    port: broker.tls!.mqttsPort,
+    tls: { ca: caCertPem, ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}) },
+    ...extra,
+  });
+
+  beforeAll(async () => {
+    initech = await applyStack(
+      "initech",
+      {
+        broker: { stackReference: PLATFORM_REF },
+        tenant: {
+          name: "initech",
+          protect: false,
+          identities: [
+            { name: "meter-7", kind: "device", role: "c2b", user: "u-7", auth: "certificate" },
+            { name: "ingest", kind: "service", role: "b2b", grants: { subscribe: ["activity/#"] } },
+          ],
+        },
+      },
+      { [PLATFORM_REF]: docker.outputs },
+    );
+  });
+
+  it("lands a certificate device in its tenant and delivers only within its grants", async () => {
+    const observer = await mqttConnect(mqtts({ clientId: "ingest", username: "initech:ingest@initech", password: pass("ingest") }));
+    if (!observer.ok) throw new Error(observer.reason);
+    const device = await mqttConnect(mqtts({ clientId: ident("meter-7")["mqttClientId"]! }, { certPem: ident("meter-7")["certificatePem"]!, keyPem: key("meter-7") }));
+    if (!device.ok) throw new Error(device.reason);
+    try {
+      expect((await trySubscribe(observer.client, "activity/#")).outcome).toBe("granted");
+      expect(await tryPublish(device.client, "activity/u-7/reading", "7 kWh")).toBe("acked");
+      expect(await waitFor(() => observer.messages.some((m) => m.topic === "activity/u-7/reading" && m.payload === "7 kWh"), 5000)).toBe(true);
+      // Another user's activity: acknowledged or not, never delivered.
+      await tryPublish(device.client, "activity/u-8/reading", "forged");
+      expect(await waitFor(() => observer.messages.some((m) => m.payload === "forged"), 1500)).toBe(false);
+    } finally {
+      await endQuietly(device.client);
+      await endQuietly(observer.client);
+    }
+  });
+
+  it("refuses a client certificate with the device's subject from another CA", async () => {
+    const now = Date.now();
+    const caKey = await generatePrivateKey("ECDSA", 2048, "P256");
+    const rogueCa = await issueCertificate({
+      subject: { commonName: "rogue CA" },
+      publicKeyPem: caKey.publicKeyPem,
+      issuer: "self",
+      privateKeyPemForSelf: caKey.privateKeyPem,
+      notBefore: new Date(now - 3600_000),
+      notAfter: new Date(now + 3600_000),
+      allowedUses: ["cert_signing"],
+      isCa: true,
+    });
+    const leafKey = await generatePrivateKey("ECDSA", 2048, "P256");
+    const leaf = await issueCertificate({
+      subject: { commonName: "meter-7@initech" },
+      publicKeyPem: leafKey.publicKeyPem,
+      issuer: { certPem: rogueCa, privateKeyPem: caKey.privateKeyPem },
+      notBefore: new Date(now - 3600_000),
+      notAfter: new Date(now + 3600_000),
+      allowedUses: ["digital_signature", "client_auth"],
+    });
+    const c = await mqttConnect(mqtts({ clientId: ident("meter-7")["mqttClientId"]! }, { certPem: leaf, keyPem: leafKey.privateKeyPem }));
+    if (c.ok) await endQuietly(c.client);
+    expect(c.ok).toBe(false);
+  });
+
+  it("takes Web MQTT over TLS on its published port", async () => {
+    const c = await mqttConnect({ ...mqtts({ clientId: "ingest-ws", username: "initech:ingest@initech", password: pass("ingest") }), port: broker.tls!.webMqttsPort, websocket: true });
+    if (!c.ok) throw new Error(c.reason);
+    await endQuietly(c.client);
+  });
+});
