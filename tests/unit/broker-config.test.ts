@@ -136,14 +136,15 @@ describe("renderRabbitmqConf", () => {
     );
   });
 
-  it("renders classic peer discovery for a fixed node list, pausing a minority from three nodes", () => {
+  it("renders classic peer discovery for a fixed node list; from three nodes a minority pauses and MQTT sessions are quorum queues", () => {
     const nodes = ["rabbit@mq-0", "rabbit@mq-1", "rabbit@mq-2"];
-    expect(lines(renderRabbitmqConf(model(), { ...secrets, cluster: { nodes } })).slice(-5)).toEqual([
+    expect(lines(renderRabbitmqConf(model(), { ...secrets, cluster: { nodes } })).slice(-6)).toEqual([
       "cluster_formation.peer_discovery_backend = classic_config",
       "cluster_formation.classic_config.nodes.1 = rabbit@mq-0",
       "cluster_formation.classic_config.nodes.2 = rabbit@mq-1",
       "cluster_formation.classic_config.nodes.3 = rabbit@mq-2",
       "cluster_partition_handling = pause_minority",
+      "mqtt.durable_queue_type = quorum",
     ]);
     expect(renderRabbitmqConf(model(), { ...secrets, cluster: { nodes: ["rabbit@mq-0"] } })).not.toMatch(/cluster_formation/);
   });

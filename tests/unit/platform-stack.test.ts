@@ -139,6 +139,7 @@ describe("a three-node Docker cluster", async () => {
       const conf = upload(c, "/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf")?.content ?? "";
       expect(conf).toContain("cluster_formation.classic_config.nodes.3 = rabbit@rabbitmq-2");
       expect(conf).toContain("cluster_partition_handling = pause_minority");
+      expect(conf).toContain("mqtt.durable_queue_type = quorum");
       expect(upload(c, "/var/lib/rabbitmq/.erlang.cookie")?.content).toBe("generated-rabbitmq-erlang-cookie");
     }
     expect(mocks.byType("random:index/randomPassword:RandomPassword").map((r) => r.name)).toEqual(["rabbitmq-admin-password", "rabbitmq-erlang-cookie"]);
