@@ -143,10 +143,10 @@ export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): str
         ...opts.cluster.nodes.map((n, i) => `cluster_formation.classic_config.nodes.${i + 1} = ${n}`),
         // With three or more nodes, a minority side of a partition pauses instead of diverging, and
         // persistent MQTT sessions live in quorum queues, replicated to every node: a session's
-        // node going away neither stalls its publishers nor loses what the broker acknowledged
-        // (a classic queue stalls them until its node returns, and lost an acknowledged message in
-        // a partition: tests/e2e/docker/cluster-faults.e2e.test.ts). Only for new clusters: a
-        // session queue declared classic cannot become quorum (its client fails to subscribe).
+        // node going away neither stalls its publishers nor takes its messages with it (a classic
+        // queue stalls them until its node returns, and its messages are only on that node:
+        // tests/e2e/docker/cluster-faults.e2e.test.ts). Only for new clusters: a session queue
+        // declared classic cannot become quorum (its client fails to subscribe).
         ...(opts.cluster.nodes.length >= 3 ? ["cluster_partition_handling = pause_minority", "mqtt.durable_queue_type = quorum"] : []),
       ],
     ]);

@@ -35,8 +35,14 @@ interface Session {
   sessionPresent: boolean;
 }
 
-/** Connects to node `node`'s published MQTT port; rejects if refused or closed before CONNACK. */
-function connect(node: number, identity: string, clientId: string, clean: boolean, connectTimeout = 5000): Promise<Session> {
+type OnMessage = (payload: string) => void;
+
+/**
+ * Connects to node `node`'s published MQTT port; rejects if refused or closed before CONNACK.
+ * `onMessage` listens from the start: a persistent session's queued messages can arrive in the same
+ * read as the CONNACK, and mqtt.js acknowledges them whether or not anyone listens.
+ */
+function connect(node: number, identity: string, clientId: string, clean: boolean, connectTimeout = 5000, onMessage?: OnMessage): Promise<Session> {
   return new Promise((resolve, reject) => {
     const client = mqtt.connect({
       host: HOST,
@@ -52,6 +58,7 @@ function connect(node: number, identity: string, clientId: string, clean: boolea
       keepalive: 5,
       resubscribe: false,
     });
+    if (onMessage !== undefined) client.on("message", (_topic, payload) => onMessage(payload.toString()));
     client.once("connect", (packet) => resolve({ client, node, sessionPresent: packet.sessionPresent }));
     client.once("error", (err) => {
       client.end(true);
@@ -62,14 +69,22 @@ function connect(node: number, identity: string, clientId: string, clean: boolea
 }
 
 /** Tries every node from `start` on, skipping `avoid`, until one accepts. */
-async function connectAny(start: number, avoid: ReadonlySet<number>, identity: string, clientId: string, clean: boolean, timeoutMs = 120_000): Promise<Session> {
+async function connectAny(
+  start: number,
+  avoid: ReadonlySet<number>,
+  identity: string,
+  clientId: string,
+  clean: boolean,
+  onMessage?: OnMessage,
+  timeoutMs = 120_000,
+): Promise<Session> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (let i = start; Date.now() < deadline; i++) {
     const node = i % nodes.length;
     if (avoid.has(node)) continue;
     try {
-      return await connect(node, identity, clientId, clean);
+      return await connect(node, identity, clientId, clean, 5000, onMessage);
     } catch (err) {
       lastError = err;
       await sleep(500);
@@ -127,25 +142,24 @@ async function startTraffic(label: string, subscriberNode: number, publisherNode
   const reconnections: Run["reconnections"] = [];
   let stopping = false;
 
-  const attachSubscriber = (s: Session) => {
-    s.client.on("message", (_topic, payload) => {
-      const text = payload.toString();
-      if (text.startsWith(`${label}:`)) received.add(text);
-    });
+  const onMessage: OnMessage = (text) => {
+    if (text.startsWith(`${label}:`)) received.add(text);
+  };
+  const followSubscriber = (s: Session) => {
     s.client.once("close", () => {
       if (stopping) return;
-      void connectAny(s.node + 1, down, "ingest", subscriberId, false).then((next) => {
+      void connectAny(s.node + 1, down, "ingest", subscriberId, false, onMessage).then((next) => {
         reconnections.push({ node: next.node, sessionPresent: next.sessionPresent });
-        attachSubscriber(next);
+        followSubscriber(next);
         subscriber = next;
       });
     });
   };
-  let subscriber = await connect(subscriberNode, "ingest", subscriberId, false);
+  let subscriber = await connect(subscriberNode, "ingest", subscriberId, false, 5000, onMessage);
   await new Promise<void>((resolve, reject) =>
     subscriber.client.subscribe("activity/#", { qos: 1 }, (err, granted) => (err || granted?.[0]?.qos !== 1 ? reject(err ?? new Error(`granted ${JSON.stringify(granted)}`)) : resolve())),
   );
-  attachSubscriber(subscriber);
+  followSubscriber(subscriber);
 
   let publisher = await connect(publisherNode, "sensor", "sensor", true);
   const publishing = (async () => {
