@@ -5,15 +5,21 @@
  *   tsx tests/support/e2e-matrix.ts             every release
  *   E2E_BROKER=4.3 tsx tests/support/e2e-matrix.ts   one release
  *   E2E_JOBS=2                                   how many suites run at once (default 3)
+ *   E2E_TARGETS=host|docker                      only the suites on host nodes, or on Docker
  *
  * Each suite is one vitest process with its own broker nodes on free ports, so suites of different
  * releases do not compete for ports or files. A suite's output goes to reports/<suite>.log and is
  * printed whole when the suite ends; its JSON report to reports/<suite>.json.
+ *
+ * The Docker suites apply the shipped dev platform stack to a Docker engine this runner starts
+ * (tests/support/docker-engine.ts) from local images it builds first (scripts/broker-image.sh);
+ * each suite's containers, network and ports are its own, so they share the engine.
  */
 import { execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PORT_BLOCK_COUNT } from "./broker";
+import { brokerImage, IMAGE_SUITES, startDockerEngine, type DockerEngine } from "./docker-engine";
 import {
   BROKER_MATRIX,
   CHROOT_BUILD_TIMEOUT_MS,
@@ -33,6 +39,8 @@ interface Suite {
   id: string;
   series: string;
   title: string;
+  /** The vitest project: host nodes (e2e) or the dev platform on Docker (docker). */
+  project: "e2e" | "docker";
   args: string[];
   env: Record<string, string>;
 }
@@ -49,14 +57,25 @@ interface SuiteResult {
 
 function suitesFor(entry: MatrixEntry): Suite[] {
   const s = entry.series;
+  const tenantAccess = "tests/e2e/tenant-access.e2e.test.ts";
   return [
-    { id: `e2e-${s}`, series: s, title: "end-to-end, one node (and the cluster-formation suite)", args: [], env: {} },
+    { id: `e2e-${s}`, series: s, project: "e2e", title: "end-to-end, one node (and the cluster-formation suite)", args: [], env: {} },
     {
-      id: `e2e-cluster-${s}`,
+      id: `docker-cluster-${s}`,
       series: s,
-      title: "tenant access on a three-node cluster",
-      args: ["tests/e2e/tenant-access.e2e.test.ts"],
+      project: "docker",
+      title: "three-node dev platform on Docker: faults, then tenant access",
+      args: ["tests/e2e/docker/cluster-faults.e2e.test.ts", tenantAccess],
       env: { E2E_CLUSTER: "1" },
+    },
+    { id: `e2e-cluster-${s}`, series: s, project: "e2e", title: "tenant access on a three-node cluster", args: [tenantAccess], env: { E2E_CLUSTER: "1" } },
+    {
+      id: `docker-${s}`,
+      series: s,
+      project: "docker",
+      title: "dev platform on Docker: containers, listeners, tuning, TLS, tenant access",
+      args: ["tests/e2e/docker/dev-platform.e2e.test.ts", tenantAccess],
+      env: {},
     },
   ];
 }
@@ -84,7 +103,7 @@ function runSuite(suite: Suite, portBlock: number): Promise<SuiteResult> {
   const out = fs.openSync(log, "w");
   const child = spawn(
     VITEST,
-    ["run", "--project", "e2e", ...suite.args, "--reporter=default", "--reporter=json", `--outputFile.json=${json}`],
+    ["run", "--project", suite.project, ...suite.args, "--reporter=default", "--reporter=json", `--outputFile.json=${json}`],
     { cwd: ROOT, env: { ...process.env, ...suite.env, E2E_BROKER: suite.series, E2E_PORT_BLOCK: String(portBlock), FORCE_COLOR: "0", NO_COLOR: "1" }, stdio: ["ignore", out, out] },
   );
   fs.closeSync(out);
@@ -113,20 +132,40 @@ async function main(): Promise<number> {
   const jobs = Math.max(1, Number(process.env.E2E_JOBS ?? 3));
   fs.mkdirSync(REPORTS, { recursive: true });
 
-  // Build (or find) every chroot first: the suites then start at once.
+  const targets = process.env.E2E_TARGETS ?? "";
+  if (!["", "host", "docker"].includes(targets)) throw new Error(`E2E_TARGETS=${targets}: expected host or docker`);
+  const wanted = (suite: Suite) => targets === "" || (targets === "docker") === (suite.project === "docker");
+  // Suites interleaved by release, so the first `jobs` cover different releases; the longest kinds first.
+  const perRelease = entries.map((e) => suitesFor(e).filter(wanted));
+
+  // Build (or find) every chroot, and for the Docker suites start the engine and build (or find)
+  // each release's image, all at once before the suites start (the chroot script serializes two
+  // builds of one root).
   const chroots = new Map<string, string>();
-  await Promise.all(
-    entries.map(async (e) => {
+  let engine: DockerEngine | undefined;
+  const docker = async () => {
+    if (!perRelease.some((l) => l.some((suite) => suite.project === "docker"))) return;
+    engine = await startDockerEngine();
+    const started = engine;
+    await Promise.all(
+      entries.map(async (e) => {
+        const suite = IMAGE_SUITES[e.series];
+        if (suite === undefined) throw new Error(`no Docker image for RabbitMQ ${e.series}`);
+        console.log(`[e2e] Docker image for RabbitMQ ${e.series}: ${await brokerImage(started, suite)}`);
+      }),
+    );
+  };
+  await Promise.all([
+    ...entries.map(async (e) => {
       if (e.source.kind !== "chroot") return;
       const { suite } = e.source;
       const root = await buildChroot(suite);
       prepareChroot(root, suite);
       chroots.set(e.series, root);
     }),
-  );
+    docker(),
+  ]);
 
-  // Suites interleaved by release, so the first `jobs` cover different releases.
-  const perRelease = entries.map(suitesFor);
   const queue: Suite[] = [];
   for (let i = 0; perRelease.some((l) => i < l.length); i++) for (const l of perRelease) if (l[i] !== undefined) queue.push(l[i]!);
   if (queue.length > PORT_BLOCK_COUNT) throw new Error(`${queue.length} suites but only ${PORT_BLOCK_COUNT} port blocks`);
@@ -139,6 +178,7 @@ async function main(): Promise<number> {
   });
   await Promise.all(workers);
   for (const root of chroots.values()) releaseChroot(root);
+  await engine?.stop();
 
   console.log("\n===== broker matrix =====");
   let failedAny = false;
@@ -147,7 +187,7 @@ async function main(): Promise<number> {
     const passed = mine.reduce((n, r) => n + r.passed, 0);
     const failed = mine.reduce((n, r) => n + r.failed, 0);
     const version = mine.find((r) => r.version !== undefined)?.version ?? `${e.series}.x`;
-    const from = e.source.kind === "host" ? "host package" : `Debian ${e.source.suite} chroot`;
+    const from = `${e.source.kind === "host" ? "host package" : `Debian ${e.source.suite} chroot`}; Docker image from Debian ${IMAGE_SUITES[e.series] ?? "?"}`;
     const parts = mine.map((r) => `${r.suite.id} ${r.passed} passed, ${r.failed} failed${r.skipped ? `, ${r.skipped} skipped` : ""} (${r.seconds} s${r.code !== 0 ? `, exit ${r.code}` : ""})`);
     console.log(`RabbitMQ ${version} (${from}): ${passed} passed, ${failed} failed -- ${parts.join("; ")}`);
     if (failed > 0 || passed === 0 || mine.some((r) => r.code !== 0)) failedAny = true;
