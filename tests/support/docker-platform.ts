@@ -87,13 +87,13 @@ export interface AppliedDockerPlatform {
 }
 
 /** Applies the dev platform stack to the engine and waits until every node is healthy. */
-export async function applyDevPlatform(engine: DockerEngine, series: string, nodes: 1 | 3): Promise<AppliedDockerPlatform> {
+export async function applyDevPlatform(engine: DockerEngine, series: string, nodes: 1 | 3, prefixOverride?: string): Promise<AppliedDockerPlatform> {
   const suite = IMAGE_SUITES[series];
   if (suite === undefined) throw new Error(`no Docker image for RabbitMQ ${series}`);
   const image = await brokerImage(engine, suite);
   const version = /:(\d+\.\d+\.\d+)-management$/.exec(image)?.[1];
   if (version === undefined) throw new Error(`unexpected image name ${image}`);
-  const prefix = `e2e-${series.replace(".", "")}-${nodes}n`;
+  const prefix = prefixOverride ?? `e2e-${series.replace(".", "")}-${nodes}n`;
   await removeDockerPlatform(engine.socketPath, prefix);
 
   const stackConfig = loadStackConfig("dev");
