@@ -15,7 +15,6 @@
  */
 import { securityBaseline, versionAtLeast } from "./broker-baseline";
 import type { BrokerModel } from "./platform-config";
-import { connectionMax } from "./tuning";
 
 export interface RenderOptions {
   readonly adminUsername: string;
@@ -31,11 +30,6 @@ export interface RenderOptions {
    * (which a node in a container would otherwise see).
    */
   readonly memoryLimitBytes?: number;
-  /**
-   * The open-files limit the node really gets, when the target caps the tuning's (Docker's
-   * `docker.maxOpenFiles`); `connection_max` is derived from it.
-   */
-  readonly openFiles?: number;
   /**
    * Where the broker finds its TLS files. Required unless the model keeps plaintext listeners
    * (then a broker without TLS can be rendered, e.g. by tests that look at authorization only).
@@ -131,9 +125,6 @@ export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): str
     [
       "Tuning for many connections (see core/tuning.ts)",
       [
-        // Per listener (ranch's max_connections): a full listener stops accepting and leaves the
-        // node the descriptors it needs to stay manageable.
-        `connection_max = ${connectionMax(opts.openFiles ?? t.openFiles)}`,
         `mqtt.tcp_listen_options.backlog = ${t.mqttListen.backlog}`,
         `mqtt.tcp_listen_options.nodelay = ${t.mqttListen.nodelay}`,
         `mqtt.tcp_listen_options.keepalive = ${t.mqttListen.keepalive}`,

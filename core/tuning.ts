@@ -37,17 +37,6 @@ export interface Tuning {
   readonly disableMetricsCollector: boolean;
 }
 
-/**
- * Connections a listener accepts when the node may open `openFiles` files: all but a reserve
- * (2.5%, at least 256) for what the node itself needs (management and CLI connections, cluster
- * links, message store and log files). Without it a full listener takes the last descriptor and
- * the node can no longer answer its management API or CLI (seen on 4.3.6 with 19,953 MQTT
- * connections and nofile 20,000: bench/docker-connections.ts).
- */
-export function connectionMax(openFiles: number): number {
-  return openFiles - Math.max(256, Math.ceil(openFiles * 0.025));
-}
-
 /** RabbitMQ's own defaults for Erlang processes and ports (3.10 and 4.x). */
 const ERLANG_DEFAULT_PROCESSES = 1_048_576;
 const ERLANG_DEFAULT_PORTS = 65_536;

@@ -100,7 +100,6 @@ export class DockerBroker extends pulumi.ComponentResource {
             adminUsername: model.adminUsername,
             adminPassword: pw,
             cluster: { nodes: clusterNodes },
-            openFiles,
             tls: { ...CONTAINER_TLS_FILES, depth: args.tls.verifyDepth },
           }),
         ),

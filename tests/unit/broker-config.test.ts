@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { renderBrokerFiles, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import { ConfigError } from "../../core/errors";
 import { parseBrokerConfig, parsePlatformConfig, type BrokerConfigInput } from "../../core/platform-config";
-import { connectionMax, splitKubernetesSysctls, tuningFor } from "../../core/tuning";
+import { splitKubernetesSysctls, tuningFor } from "../../core/tuning";
 
 const tls = { caFile: "/etc/rabbitmq/tls/ca.pem", certFile: "/etc/rabbitmq/tls/cert.pem", keyFile: "/etc/rabbitmq/tls/key.pem", depth: 1 };
 const secrets = { adminUsername: "admin", adminPassword: "pw-0123456789", tls };
@@ -57,7 +57,6 @@ describe("renderRabbitmqConf", () => {
       "vm_memory_high_watermark.relative = 0.6",
       "disk_free_limit.absolute = 2048MiB",
       "mqtt.max_session_expiry_interval_seconds = 86400",
-      "connection_max = 63897",
       "mqtt.tcp_listen_options.backlog = 1024",
       "mqtt.tcp_listen_options.nodelay = true",
       "mqtt.tcp_listen_options.keepalive = true",
@@ -183,15 +182,6 @@ describe("renderEnabledPlugins and renderEnv", () => {
     expect(env).toEqual({ RABBITMQ_CONFIG_FILES: "/etc/rabbitmq/rabbitmq-mqtt.d", ERL_MAX_PORTS: "750000", RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: "+P 2000000" });
     expect(JSON.stringify(renderBrokerFiles(model(), secrets))).not.toMatch(/\+A/);
   });
-});
-
-describe("connectionMax: what a listener may accept of the node's open files", () => {
-  it.each([
-    [65536, 63897],
-    [20000, 19500],
-    [4096, 3840],
-    [1024, 768],
-  ])("nofile %i -> %i (a reserve of 2.5%%, at least 256)", (nofile, max) => expect(connectionMax(nofile)).toBe(max));
 });
 
 describe("tuningFor", () => {

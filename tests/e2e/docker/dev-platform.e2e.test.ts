@@ -10,7 +10,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { versionAtLeast } from "../../../core/broker-baseline";
-import { connectionMax, tuningFor } from "../../../core/tuning";
+import { tuningFor } from "../../../core/tuning";
 import { applyStack } from "../../support/apply-stack";
 import { endQuietly, mqttConnect, tryPublish, trySubscribe, waitFor, type MqttLogin } from "../../support/clients";
 import { dockerCall, dockerExec } from "../../support/docker-engine";
@@ -164,10 +164,6 @@ describe("the tuning, seen from inside the container", () => {
     for (const [key, value] of Object.entries(tuning.sysctls)) {
       expect(await exec(["cat", `/proc/sys/${key.replaceAll(".", "/")}`]), key).toBe(`${value}\n`);
     }
-  });
-
-  it("caps each listener's connections below the open files the node really has", async () => {
-    expect(await evalErl("application:get_env(rabbit, connection_max).")).toBe(`{ok,${connectionMax(hostOpenFilesLimit())}}\n`);
   });
 
   it("opens the MQTT listeners with the tuning's socket options", async () => {
