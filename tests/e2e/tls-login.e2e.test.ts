@@ -18,6 +18,7 @@ import { listMqttConnectionsCrashesWithTwoListeners, mqttConnectionOf, renderedC
 import { applyStack, loadStackConfig } from "../support/apply-stack";
 import { endQuietly, mqttConnect, sleep, tryPublish, trySubscribe, waitFor, type MqttLogin, type ReceivedMessage } from "../support/clients";
 import type { StackRunResult } from "../support/run-stack";
+import { certificateFromAnotherCa, selfSignedCa } from "../support/test-pki";
 import { applyTlsResource, generatePrivateKey, issueCertificate } from "../support/tls-provider";
 
 type Upload = { file: string; content: string };
@@ -316,28 +317,8 @@ describe("certificate login over MQTT/TLS", () => {
   });
 
   it("refuses a certificate from another CA with the same subject", async () => {
-    const key = await generatePrivateKey("ECDSA", 2048, "P256");
-    const now = Date.now();
-    const rogueCa = await issueCertificate({
-      subject: { commonName: "rogue CA" },
-      publicKeyPem: key.publicKeyPem,
-      issuer: "self",
-      privateKeyPemForSelf: key.privateKeyPem,
-      notBefore: new Date(now - 3600_000),
-      notAfter: new Date(now + 3600_000),
-      allowedUses: ["cert_signing"],
-      isCa: true,
-    });
-    const leafKey = await generatePrivateKey("ECDSA", 2048, "P256");
-    const leaf = await issueCertificate({
-      subject: { commonName: "meter-42@acme", organization: "acme", organizationalUnit: "meters", country: "US", serialNumber: "MTR-0042" },
-      publicKeyPem: leafKey.publicKeyPem,
-      issuer: { certPem: rogueCa, privateKeyPem: key.privateKeyPem },
-      notBefore: new Date(now - 3600_000),
-      notAfter: new Date(now + 3600_000),
-      allowedUses: ["digital_signature", "client_auth"],
-    });
-    const c = await mqttConnect(tlsLogin({ certPem: leaf, keyPem: leafKey.privateKeyPem }, { clientId: meterId() }));
+    const rogue = await certificateFromAnotherCa({ commonName: "meter-42@acme", organization: "acme", organizationalUnit: "meters", country: "US", serialNumber: "MTR-0042" });
+    const c = await mqttConnect(tlsLogin(rogue, { clientId: meterId() }));
     expect(c.ok).toBe(false);
   });
 
@@ -483,17 +464,7 @@ describe("password identities over TLS", () => {
   });
 
   it("is refused by a client that trusts another CA: the broker's certificate chains to the platform's CA only", async () => {
-    const key = await generatePrivateKey("ECDSA", 2048, "P256");
-    const otherCa = await issueCertificate({
-      subject: { commonName: "some other CA" },
-      publicKeyPem: key.publicKeyPem,
-      issuer: "self",
-      privateKeyPemForSelf: key.privateKeyPem,
-      notBefore: new Date(Date.now() - 3600_000),
-      notAfter: new Date(Date.now() + 3600_000),
-      allowedUses: ["cert_signing"],
-      isCa: true,
-    });
+    const otherCa = (await selfSignedCa("some other CA")).certPem;
     const c = await mqttConnect({ port: broker.tls!.mqttsPort, tls: { ca: otherCa }, username: "acme:web-app@acme", password: password(acme, "web-app"), clientId: "web-app" });
     expect(c.ok).toBe(false);
     if (!c.ok) expect(c.reason).toMatch(/self[- ]signed|unable to (verify|get)/i);

@@ -3,7 +3,7 @@
  * root CA and a server certificate for the loopback names, made by the same hooks that stand in
  * for @pulumi/tls (tests/support/tls-provider.ts).
  */
-import { applyTlsResource } from "./tls-provider";
+import { applyTlsResource, generatePrivateKey, issueCertificate, type TlsSubject } from "./tls-provider";
 
 export interface TestPki {
   readonly caCertPem: string;
@@ -48,4 +48,40 @@ export async function testPki(): Promise<TestPki> {
     serverCertPem: String(server["certPem"]),
     serverKeyPem: String(serverKey["privateKeyPem"]),
   };
+}
+
+/** A self-signed CA valid now, that no broker of the tests trusts. */
+export async function selfSignedCa(commonName: string): Promise<{ certPem: string; keyPem: string }> {
+  const now = Date.now();
+  const key = await generatePrivateKey("ECDSA", 2048, "P256");
+  const certPem = await issueCertificate({
+    subject: { commonName },
+    publicKeyPem: key.publicKeyPem,
+    issuer: "self",
+    privateKeyPemForSelf: key.privateKeyPem,
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 3600_000),
+    allowedUses: ["cert_signing"],
+    isCa: true,
+  });
+  return { certPem, keyPem: key.privateKeyPem };
+}
+
+/**
+ * A client certificate with `subject`, valid now, signed by a CA of its own that no broker trusts:
+ * what an impostor presents to log in as a device.
+ */
+export async function certificateFromAnotherCa(subject: TlsSubject): Promise<{ certPem: string; keyPem: string }> {
+  const now = Date.now();
+  const rogueCa = await selfSignedCa("rogue CA");
+  const leafKey = await generatePrivateKey("ECDSA", 2048, "P256");
+  const certPem = await issueCertificate({
+    subject,
+    publicKeyPem: leafKey.publicKeyPem,
+    issuer: { certPem: rogueCa.certPem, privateKeyPem: rogueCa.keyPem },
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 3600_000),
+    allowedUses: ["digital_signature", "client_auth"],
+  });
+  return { certPem, keyPem: leafKey.privateKeyPem };
 }

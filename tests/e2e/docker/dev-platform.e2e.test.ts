@@ -17,7 +17,7 @@ import { dockerCall, dockerExec } from "../../support/docker-engine";
 import { applyDockerResource } from "../../support/docker-hooks";
 import { hostOpenFilesLimit } from "../../support/docker-platform";
 import type { StackRunResult } from "../../support/run-stack";
-import { generatePrivateKey, issueCertificate } from "../../support/tls-provider";
+import { certificateFromAnotherCa } from "../../support/test-pki";
 
 const broker = inject("broker");
 const docker = inject("docker");
@@ -244,28 +244,8 @@ describe("a tenant applied through the platform's outputs, with TLS logins on th
   });
 
   it("refuses a client certificate with the device's subject from another CA", async () => {
-    const now = Date.now();
-    const caKey = await generatePrivateKey("ECDSA", 2048, "P256");
-    const rogueCa = await issueCertificate({
-      subject: { commonName: "rogue CA" },
-      publicKeyPem: caKey.publicKeyPem,
-      issuer: "self",
-      privateKeyPemForSelf: caKey.privateKeyPem,
-      notBefore: new Date(now - 3600_000),
-      notAfter: new Date(now + 3600_000),
-      allowedUses: ["cert_signing"],
-      isCa: true,
-    });
-    const leafKey = await generatePrivateKey("ECDSA", 2048, "P256");
-    const leaf = await issueCertificate({
-      subject: { commonName: "meter-7@initech" },
-      publicKeyPem: leafKey.publicKeyPem,
-      issuer: { certPem: rogueCa, privateKeyPem: caKey.privateKeyPem },
-      notBefore: new Date(now - 3600_000),
-      notAfter: new Date(now + 3600_000),
-      allowedUses: ["digital_signature", "client_auth"],
-    });
-    const c = await mqttConnect(mqtts({ clientId: ident("meter-7")["mqttClientId"]! }, { certPem: leaf, keyPem: leafKey.privateKeyPem }));
+    const rogue = await certificateFromAnotherCa({ commonName: "meter-7@initech" });
+    const c = await mqttConnect(mqtts({ clientId: ident("meter-7")["mqttClientId"]! }, rogue));
     if (c.ok) await endQuietly(c.client);
     expect(c.ok).toBe(false);
   });
