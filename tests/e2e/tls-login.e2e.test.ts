@@ -9,14 +9,13 @@
  * 3. real MQTT, Web MQTT, HTTPS and AMQP clients check what the broker allows.
  */
 import * as https from "node:https";
-import * as net from "node:net";
 import * as amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { versionAtLeast } from "../../core/broker-baseline";
 import { brokerLoginName } from "../../core/dn";
 import { listMqttConnectionsCrashesWithTwoListeners, mqttConnectionOf, renderedConfOf, startBroker, type TestBroker } from "../support/broker";
 import { applyStack, loadStackConfig } from "../support/apply-stack";
-import { endQuietly, mqttConnect, sleep, tryPublish, trySubscribe, waitFor, type MqttLogin, type ReceivedMessage } from "../support/clients";
+import { endQuietly, mqttConnect, portOpen, sleep, tryPublish, trySubscribe, waitFor, type MqttLogin, type ReceivedMessage } from "../support/clients";
 import type { StackRunResult } from "../support/run-stack";
 import { certificateFromAnotherCa, selfSignedCa } from "../support/test-pki";
 import { applyTlsResource, generatePrivateKey, issueCertificate } from "../support/tls-provider";
@@ -165,16 +164,6 @@ async function amqpRefusal(connect: () => Promise<amqp.ChannelModel>): Promise<E
     },
     (e: unknown) => e as Error,
   );
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: "127.0.0.1", port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
 
 /** The broker's view of a live MQTT connection: which user and vhost the client id landed in. */

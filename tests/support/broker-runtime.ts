@@ -24,13 +24,17 @@ export interface MatrixEntry {
   series: string;
   /** Where the release comes from: the host's package, or a Debian suite in a chroot. */
   source: { kind: "host" } | { kind: "chroot"; suite: "trixie" | "forky" };
+  /** The Debian suite the release's local Docker image is built from (scripts/broker-image.sh). */
+  imageSuite: ImageSuite;
 }
+
+export type ImageSuite = "bookworm" | "trixie" | "forky";
 
 /** Every release the end-to-end tests prove, oldest first. */
 export const BROKER_MATRIX: readonly MatrixEntry[] = [
-  { series: "3.10", source: { kind: "host" } },
-  { series: "4.0", source: { kind: "chroot", suite: "trixie" } },
-  { series: "4.3", source: { kind: "chroot", suite: "forky" } },
+  { series: "3.10", source: { kind: "host" }, imageSuite: "bookworm" },
+  { series: "4.0", source: { kind: "chroot", suite: "trixie" }, imageSuite: "trixie" },
+  { series: "4.3", source: { kind: "chroot", suite: "forky" }, imageSuite: "forky" },
 ];
 
 export interface BrokerRuntime {

@@ -3,6 +3,7 @@
  * explicit: connected or refused, subscription granted / refused (0x80) / connection closed,
  * publish acknowledged or not, message delivered or not.
  */
+import * as net from "node:net";
 import * as amqp from "amqplib";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 
@@ -194,4 +195,15 @@ export async function amqpAttempt(url: string, op: (ch: amqp.Channel) => Promise
   } finally {
     await conn.close().catch(() => undefined);
   }
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: HOST, port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
 }

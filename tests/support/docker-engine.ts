@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { ImageSuite } from "./broker-runtime";
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -143,7 +144,7 @@ export async function startDockerEngine(): Promise<DockerEngine> {
 }
 
 /** Builds (or finds) the local stand-in for `rabbitmq:<version>-management` of a Debian suite. */
-export function brokerImage(engine: DockerEngine, suite: "bookworm" | "trixie" | "forky"): Promise<string> {
+export function brokerImage(engine: DockerEngine, suite: ImageSuite): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       "bash",
@@ -162,8 +163,6 @@ export function brokerImage(engine: DockerEngine, suite: "bookworm" | "trixie" |
   });
 }
 
-/** The Debian suite whose rabbitmq-server package is each matrix release (tests/support/broker-runtime.ts). */
-export const IMAGE_SUITES: Readonly<Record<string, "bookworm" | "trixie" | "forky">> = { "3.10": "bookworm", "4.0": "trixie", "4.3": "forky" };
 
 /** Runs a command in a running container (`docker exec`), as root unless `user` is given. */
 export async function dockerExec(

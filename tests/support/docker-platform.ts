@@ -13,8 +13,9 @@ import type { BrokerInfo } from "./broker";
 import { freePortRun } from "./broker";
 import { HOST } from "./clients";
 import { applyStack, loadStackConfig } from "./apply-stack";
-import { brokerImage, dockerApi, dockerCall, IMAGE_SUITES, type DockerEngine } from "./docker-engine";
-import type { DockerTarget } from "./docker-hooks";
+import { matrixEntry } from "./broker-runtime";
+import { brokerImage, dockerCall, type DockerEngine } from "./docker-engine";
+import { deleteDockerResource, type DockerTarget } from "./docker-hooks";
 import type { StackRunResult } from "./run-stack";
 
 /** What the Docker tests need besides BrokerInfo; plain data, passed through vitest `provide`. */
@@ -48,16 +49,11 @@ export function hostOpenFilesLimit(): number {
 
 /** Removes the containers, volumes and network of a platform with this prefix (leftovers included). */
 export async function removeDockerPlatform(socketPath: string, prefix: string, nodes = 3): Promise<void> {
-  for (let i = 0; i < nodes; i++) {
-    const c = await dockerApi(socketPath, "DELETE", `/containers/${prefix}-${i}?force=true`);
-    if (c.status >= 400 && c.status !== 404) throw new Error(`removing ${prefix}-${i}: ${c.status} ${JSON.stringify(c.body)}`);
-  }
-  for (let i = 0; i < nodes; i++) {
-    const v = await dockerApi(socketPath, "DELETE", `/volumes/${prefix}-${i}-data`);
-    if (v.status >= 400 && v.status !== 404) throw new Error(`removing volume ${prefix}-${i}-data: ${v.status} ${JSON.stringify(v.body)}`);
-  }
-  const n = await dockerApi(socketPath, "DELETE", `/networks/${prefix}`);
-  if (n.status >= 400 && n.status !== 404) throw new Error(`removing network ${prefix}: ${n.status} ${JSON.stringify(n.body)}`);
+  const target: DockerTarget = { socketPath, images: {} };
+  const hosts = Array.from({ length: nodes }, (_, i) => `${prefix}-${i}`);
+  for (const h of hosts) await deleteDockerResource(target, "docker:index/container:Container", h, {});
+  for (const h of hosts) await deleteDockerResource(target, "docker:index/volume:Volume", `${h}-data`, {});
+  await deleteDockerResource(target, "docker:index/network:Network", prefix, {});
 }
 
 interface Inspect {
@@ -88,9 +84,7 @@ export interface AppliedDockerPlatform {
 
 /** Applies the dev platform stack to the engine and waits until every node is healthy. */
 export async function applyDevPlatform(engine: DockerEngine, series: string, nodes: 1 | 3, prefixOverride?: string): Promise<AppliedDockerPlatform> {
-  const suite = IMAGE_SUITES[series];
-  if (suite === undefined) throw new Error(`no Docker image for RabbitMQ ${series}`);
-  const image = await brokerImage(engine, suite);
+  const image = await brokerImage(engine, matrixEntry(series).imageSuite);
   const version = /:(\d+\.\d+\.\d+)-management$/.exec(image)?.[1];
   if (version === undefined) throw new Error(`unexpected image name ${image}`);
   const prefix = prefixOverride ?? `e2e-${series.replace(".", "")}-${nodes}n`;

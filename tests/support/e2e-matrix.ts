@@ -19,7 +19,7 @@ import { execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PORT_BLOCK_COUNT } from "./broker";
-import { brokerImage, IMAGE_SUITES, startDockerEngine, type DockerEngine } from "./docker-engine";
+import { brokerImage, startDockerEngine, type DockerEngine } from "./docker-engine";
 import {
   BROKER_MATRIX,
   CHROOT_BUILD_TIMEOUT_MS,
@@ -149,9 +149,7 @@ async function main(): Promise<number> {
     const started = engine;
     await Promise.all(
       entries.map(async (e) => {
-        const suite = IMAGE_SUITES[e.series];
-        if (suite === undefined) throw new Error(`no Docker image for RabbitMQ ${e.series}`);
-        console.log(`[e2e] Docker image for RabbitMQ ${e.series}: ${await brokerImage(started, suite)}`);
+        console.log(`[e2e] Docker image for RabbitMQ ${e.series}: ${await brokerImage(started, e.imageSuite)}`);
       }),
     );
   };
@@ -187,7 +185,7 @@ async function main(): Promise<number> {
     const passed = mine.reduce((n, r) => n + r.passed, 0);
     const failed = mine.reduce((n, r) => n + r.failed, 0);
     const version = mine.find((r) => r.version !== undefined)?.version ?? `${e.series}.x`;
-    const from = `${e.source.kind === "host" ? "host package" : `Debian ${e.source.suite} chroot`}; Docker image from Debian ${IMAGE_SUITES[e.series] ?? "?"}`;
+    const from = `${e.source.kind === "host" ? "host package" : `Debian ${e.source.suite} chroot`}; Docker image from Debian ${e.imageSuite}`;
     const parts = mine.map((r) => `${r.suite.id} ${r.passed} passed, ${r.failed} failed${r.skipped ? `, ${r.skipped} skipped` : ""} (${r.seconds} s${r.code !== 0 ? `, exit ${r.code}` : ""})`);
     console.log(`RabbitMQ ${version} (${from}): ${passed} passed, ${failed} failed -- ${parts.join("; ")}`);
     if (failed > 0 || passed === 0 || mine.some((r) => r.code !== 0)) failedAny = true;

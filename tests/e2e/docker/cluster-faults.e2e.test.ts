@@ -200,11 +200,6 @@ async function startTraffic(label: string, subscriberNode: number, publisherNode
 
 const container = (i: number) => docker.containers[i]!;
 
-async function dockerPost(path: string, body?: unknown): Promise<void> {
-  const r = await dockerApi(docker.socketPath, "POST", path, body);
-  if (r.status >= 400) throw new Error(`POST ${path}: ${r.status} ${JSON.stringify(r.body)}`);
-}
-
 /**
  * Runs traffic across a fault on node `victim` (the subscriber's node) and returns what was
  * acknowledged and delivered; `outage` is how many messages were acknowledged while the fault
@@ -271,11 +266,11 @@ describe.skipIf(nodes.length < 3)(`faults on the three-node dev cluster (RabbitM
   it("a node killed: clients move to a survivor, the session and its subscription survive, no acknowledged message is lost", async () => {
     const run = await acrossFault("kill", 1, async (down) => {
       down.add(1);
-      await dockerPost(`/containers/${container(1)}/kill`);
+      await dockerCall(docker.socketPath, "POST", `/containers/${container(1)}/kill`);
       await sleep(8000);
       // Still down: the rest of the cluster serves (the restart policy does not revive a killed container).
       expect((await dockerCall<{ State: { Running: boolean } }>(docker.socketPath, "GET", `/containers/${container(1)}/json`)).State.Running).toBe(false);
-      await dockerPost(`/containers/${container(1)}/start`);
+      await dockerCall(docker.socketPath, "POST", `/containers/${container(1)}/start`);
     });
     expect(run.reconnections.length).toBeGreaterThan(0);
     for (const r of run.reconnections) expect(r).toMatchObject({ sessionPresent: true });
@@ -288,7 +283,7 @@ describe.skipIf(nodes.length < 3)(`faults on the three-node dev cluster (RabbitM
   it("a node restarted: the same", async () => {
     const run = await acrossFault("restart", 2, async (down) => {
       down.add(2);
-      await dockerPost(`/containers/${container(2)}/restart?t=10`);
+      await dockerCall(docker.socketPath, "POST", `/containers/${container(2)}/restart?t=10`);
     });
     expect(run.reconnections.length).toBeGreaterThan(0);
     for (const r of run.reconnections) expect(r).toMatchObject({ sessionPresent: true });
@@ -298,10 +293,10 @@ describe.skipIf(nodes.length < 3)(`faults on the three-node dev cluster (RabbitM
   it("a node cut off the network: the minority pauses, clients move to the majority, nothing acknowledged is lost", async () => {
     const run = await acrossFault("partition", 1, async (down) => {
       down.add(1);
-      await dockerPost(`/networks/${docker.network}/disconnect`, { Container: container(1), Force: false });
+      await dockerCall(docker.socketPath, "POST", `/networks/${docker.network}/disconnect`, { Container: container(1), Force: false });
       // pause_minority: the cut-off node stops serving once it notices (net_ticktime).
       await sleep(20_000);
-      await dockerPost(`/networks/${docker.network}/connect`, { Container: container(1), EndpointConfig: { Aliases: [container(1)] } });
+      await dockerCall(docker.socketPath, "POST", `/networks/${docker.network}/connect`, { Container: container(1), EndpointConfig: { Aliases: [container(1)] } });
     });
     expect(run.reconnections.length).toBeGreaterThan(0);
     for (const r of run.reconnections) expect(r).toMatchObject({ sessionPresent: true });
@@ -321,7 +316,7 @@ describe.skipIf(nodes.length < 3)(`faults on the three-node dev cluster (RabbitM
     await sleep(1500);
     for (let i = 0; i < nodes.length; i++) {
       down.add(i);
-      await dockerPost(`/containers/${container(i)}/restart?t=10`);
+      await dockerCall(docker.socketPath, "POST", `/containers/${container(i)}/restart?t=10`);
       await waitHealed();
       down.delete(i);
       await sleep(1000);

@@ -6,13 +6,12 @@
  * The tenant-access suite runs against the same containers in the same run.
  */
 import * as https from "node:https";
-import * as net from "node:net";
 import * as tls from "node:tls";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { versionAtLeast } from "../../../core/broker-baseline";
 import { tuningFor } from "../../../core/tuning";
 import { applyStack } from "../../support/apply-stack";
-import { endQuietly, mqttConnect, tryPublish, trySubscribe, waitFor, type MqttLogin } from "../../support/clients";
+import { endQuietly, mqttConnect, portOpen, tryPublish, trySubscribe, waitFor, type MqttLogin } from "../../support/clients";
 import { dockerCall, dockerExec } from "../../support/docker-engine";
 import { applyDockerResource } from "../../support/docker-hooks";
 import { hostOpenFilesLimit } from "../../support/docker-platform";
@@ -84,14 +83,6 @@ describe("the containers, as the dev stack declares them", () => {
 });
 
 describe("listeners on the published ports", () => {
-  const port = (p: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: "127.0.0.1", port: p }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
   const tlsHandshake = (p: number) =>
     new Promise<string>((resolve, reject) => {
       const s = tls.connect({ host: "127.0.0.1", port: p, ca: caCertPem, servername: "localhost" }, () => {
@@ -108,7 +99,7 @@ describe("listeners on the published ports", () => {
   });
 
   it("answers on the plaintext ports the dev stack keeps", async () => {
-    for (const p of [broker.mqttPort, broker.webMqttPort, broker.managementPort, broker.amqpPort, broker.tenantMqttPort]) expect(await port(p)).toBe(true);
+    for (const p of [broker.mqttPort, broker.webMqttPort, broker.managementPort, broker.amqpPort, broker.tenantMqttPort]) expect(await portOpen(p)).toBe(true);
   });
 
   it("serves the management API over HTTPS on the URL the stack exports", async () => {
