@@ -15,6 +15,7 @@
  */
 import { securityBaseline, versionAtLeast } from "./broker-baseline";
 import type { BrokerModel } from "./platform-config";
+import { connectionMax } from "./tuning";
 
 export interface RenderOptions {
   readonly adminUsername: string;
@@ -30,6 +31,11 @@ export interface RenderOptions {
    * (which a node in a container would otherwise see).
    */
   readonly memoryLimitBytes?: number;
+  /**
+   * The open-files limit the node really gets, when the target caps the tuning's (Docker's
+   * `docker.maxOpenFiles`): the connection caps are derived from it.
+   */
+  readonly openFiles?: number;
   /**
    * Where the broker finds its TLS files. Required unless the model keeps plaintext listeners
    * (then a broker without TLS can be rendered, e.g. by tests that look at authorization only).
@@ -125,6 +131,7 @@ export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): str
     [
       "Tuning for many connections (see core/tuning.ts)",
       [
+        ...connectionCapLines(model, connectionMax(opts.openFiles ?? t.openFiles)),
         `mqtt.tcp_listen_options.backlog = ${t.mqttListen.backlog}`,
         `mqtt.tcp_listen_options.nodelay = ${t.mqttListen.nodelay}`,
         `mqtt.tcp_listen_options.keepalive = ${t.mqttListen.keepalive}`,
@@ -153,6 +160,27 @@ export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): str
   }
   const header = `# Rendered by rabbitmq-mqtt for RabbitMQ ${model.versionText}; do not edit by hand.\n`;
   return header + sections.map(([title, lines]) => `\n## ${title}\n${lines.join("\n")}\n`).join("");
+}
+
+/**
+ * Caps that keep a node manageable when clients would take every descriptor it may open
+ * (`max` = core/tuning.ts connectionMax). The key differs per version (read from each release's
+ * schema and listener supervisor):
+ * - ranch's per-listener `max_connections`, which RabbitMQ takes from `connection_max` up to 3.x and
+ *   from `ranch_connection_max` in 4.x (where `connection_max` counts AMQP connections only);
+ *   a full listener stops accepting, and further clients wait in the listen backlog;
+ * - Web MQTT's own listeners: `web_mqtt.max_connections`;
+ * - from 4.3, `mqtt.max_connections`: MQTT connections of the whole node (all listeners, Web MQTT
+ *   included), refused at CONNECT once reached (not in 4.0.5's schema; 4.1 and 4.2 unchecked).
+ * The per-listener caps bound one listener each: a flood spread over several listeners at once is
+ * bounded by their sum, which only 4.3's node-wide cap keeps below the node's descriptors.
+ */
+function connectionCapLines(model: BrokerModel, max: number): string[] {
+  return [
+    `${versionAtLeast(model.version, 4, 0) ? "ranch_connection_max" : "connection_max"} = ${max}`,
+    `web_mqtt.max_connections = ${max}`,
+    ...(versionAtLeast(model.version, 4, 3) ? [`mqtt.max_connections = ${max}`] : []),
+  ];
 }
 
 function listenerLines(model: BrokerModel, opts: RenderOptions): string[] {

@@ -1,8 +1,8 @@
 /**
  * Kernel and runtime tuning for many MQTT connections, as one plan that each target applies the
  * way it can (rabbitmq.conf, Erlang flags, ulimits, sysctls). Figures from the shared notes:
- * open files about 1.5 x connections, ERL_MAX_PORTS to match, listen backlog 4096+ with the
- * kernel's accept queues to match, small equal socket buffers (not under 8 KiB), FIN timeout
+ * open files about 1.5 x connections, ERL_MAX_PORTS to match, listen backlog 4096+ (here half the
+ * expected connections) with the kernel's accept queues to match, small equal socket buffers (not under 8 KiB), FIN timeout
  * 15-30 s, and the management metrics collector off for large fleets.
  *
  * `+A 128` (the async thread pool size) is deliberately absent: since RabbitMQ 3.8.10 it has no
@@ -37,6 +37,29 @@ export interface Tuning {
   readonly disableMetricsCollector: boolean;
 }
 
+/**
+ * Connections one listener accepts when the node may open `openFiles` files: all but a reserve
+ * (2.5%, at least 256) for what the node itself needs (management and CLI connections, cluster
+ * links, message store and log files). Without it a flood takes the last descriptor and the node no
+ * longer answers its management API or CLI (seen on 4.3.6 with 19,953 MQTT connections and nofile
+ * 20,000: bench/docker-connections.ts). See connectionCapLines in core/broker-config.ts.
+ */
+export function connectionMax(openFiles: number): number {
+  return Math.max(1, openFiles - Math.max(256, Math.ceil(openFiles * 0.025)));
+}
+
+/**
+ * The listen backlog (and the kernel queues that cap it): half the node's expected connections, as
+ * a power of two, at least 4096 (the notes' floor) and at most 65535. After a node restart or a
+ * network blip its clients reconnect at once; a full accept queue drops their SYNs and each
+ * dropped client waits a 1 s, then 3 s, retransmit (the reconnect storm in bench/docker-connections.ts).
+ */
+export function listenBacklog(expectedConnections: number): number {
+  let b = 4096;
+  while (b < expectedConnections / 2 && b < 65536) b *= 2;
+  return Math.min(b, 65535);
+}
+
 /** RabbitMQ's own defaults for Erlang processes and ports (3.10 and 4.x). */
 const ERLANG_DEFAULT_PROCESSES = 1_048_576;
 const ERLANG_DEFAULT_PORTS = 65_536;
@@ -45,7 +68,7 @@ export function tuningFor(input: TuningInput): Tuning {
   const conns = input.expectedConnections;
   const openFiles = Math.max(ERLANG_DEFAULT_PORTS, Math.ceil(conns * 1.5));
   const large = input.profile === "large-fleet";
-  const backlog = large ? 4096 : 1024;
+  const backlog = listenBacklog(conns);
   return {
     openFiles,
     erlMaxPorts: openFiles,

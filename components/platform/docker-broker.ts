@@ -100,6 +100,7 @@ export class DockerBroker extends pulumi.ComponentResource {
             adminUsername: model.adminUsername,
             adminPassword: pw,
             cluster: { nodes: clusterNodes },
+            openFiles,
             tls: { ...CONTAINER_TLS_FILES, depth: args.tls.verifyDepth },
           }),
         ),

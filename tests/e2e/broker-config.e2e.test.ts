@@ -12,8 +12,10 @@ import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { versionAtLeast } from "../../core/broker-baseline";
 import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
+import { connectionMax } from "../../core/tuning";
 import { brokerInfo, installedVersionText, startBroker, type BrokerInfo, type TestBroker } from "../support/broker";
-import { endQuietly, mqttConnect } from "../support/clients";
+import { endQuietly, mqttConnect, type ConnectOutcome } from "../support/clients";
+import { adminApi } from "../support/management";
 import { testPki, type TestPki } from "../support/test-pki";
 
 function shippedBroker(stack: string): Omit<BrokerConfigInput, "version" | "listeners"> {
@@ -130,5 +132,50 @@ describe("a TLS 1.3-only broker", () => {
       expect((admin.client.stream as unknown as { getProtocol(): string }).getProtocol()).toBe("TLSv1.3");
       await endQuietly(admin.client);
     }
+  });
+});
+
+describe("the connection caps, rendered for a node that may open 300 files", () => {
+  const cap = connectionMax(300);
+  let node: TestBroker;
+
+  beforeAll(async () => {
+    node = await startBroker({ openFiles: 300 });
+  }, 180_000);
+
+  afterAll(async () => {
+    await node?.stop();
+  }, 120_000);
+
+  it("takes MQTT connections up to the cap (and at most one per acceptor more before 4.3), then no more, and stays manageable", async () => {
+    expect(cap).toBe(44);
+    // Ranch's max_connections is soft: each of the listener's acceptors (10, RabbitMQ's default)
+    // may start one connection past it before it sleeps. 4.3's mqtt.max_connections is exact.
+    const slack = versionAtLeast(node, 4, 3) ? 0 : 10;
+    const login = (i: number) => ({ port: node.mqttPort, username: node.adminUsername, password: node.adminPassword, clientId: `cap-${i}` });
+    const held: ConnectOutcome[] = [];
+    let refusal: string | undefined;
+    try {
+      for (let i = 0; i <= cap + slack && refusal === undefined; i++) {
+        const c = await mqttConnect(login(i));
+        if (c.ok) held.push(c);
+        else refusal = c.reason;
+      }
+      console.log(`[caps] RabbitMQ ${node.version}: held ${held.length} with the cap at ${cap}, then: ${refusal ?? "no refusal"}`);
+      expect(held.length).toBeGreaterThanOrEqual(cap);
+      expect(held.length).toBeLessThanOrEqual(cap + slack);
+      // 4.3 refuses at CONNECT; before, the listener stops accepting and the client gets no CONNACK.
+      expect(refusal).toMatch(versionAtLeast(node, 4, 3) ? /not authorized/i : /connack timeout/i);
+      // The node still answers its management API and CLI.
+      expect((await adminApi(node, "GET", "overview")).status).toBe(200);
+      expect(await node.ctl(["eval", "ok."])).toContain("ok");
+    } finally {
+      for (const c of held) if (c.ok) await endQuietly(c.client);
+    }
+    // Once connections close, the listener takes new ones again.
+    let again = await mqttConnect(login(cap + slack + 1));
+    for (let tries = 1; !again.ok && tries < 6; tries++) again = await mqttConnect(login(cap + slack + 1));
+    expect(again.ok).toBe(true);
+    if (again.ok) await endQuietly(again.client);
   });
 });

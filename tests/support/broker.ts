@@ -15,6 +15,7 @@ import { CONTAINER_CONFIG_FILE, renderBrokerFiles } from "../../core/broker-conf
 import { managementRequest } from "../../components/management/api";
 import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
 import { brokerRuntime, RABBITMQ_LIB } from "./broker-runtime";
+import { endQuietly, mqttConnect } from "./clients";
 
 const RABBITMQ_SERVER = path.join(RABBITMQ_LIB, "bin", "rabbitmq-server");
 const RABBITMQCTL = path.join(RABBITMQ_LIB, "bin", "rabbitmqctl");
@@ -78,6 +79,8 @@ export interface StartBrokerOptions {
   plugins?: string[];
   /** Keep the temp dir (logs, data) after stop(). */
   keepDir?: boolean;
+  /** The open-files limit to render the connection caps from, as Docker's `docker.maxOpenFiles` does (RenderOptions.openFiles). */
+  openFiles?: number;
   /**
    * TLS listeners with this CA bundle, certificate chain and key (written to the node's dir and
    * rendered by the product's renderer). `plaintext: false` renders the broker as production does,
@@ -443,6 +446,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
     adminPassword,
     bindAddress: HOST,
     amqpPasswordLogins: opts.amqpPasswordLogins === true,
+    ...(opts.openFiles !== undefined ? { openFiles: opts.openFiles } : {}),
     ...(opts.member ? { cluster: { nodes: opts.member.clusterNodes } } : {}),
   });
   let conf = `${files.rabbitmqConf}\n## Test harness\nlog.file.level = info\n`;
@@ -641,7 +645,34 @@ export async function startCluster(count: number, opts: Omit<StartBrokerOptions,
     for (const m of members) await m.stop();
     throw new Error(`startCluster: ${failures.length} of ${count} members failed:\n${failures.map(String).join("\n")}`);
   }
+  try {
+    await Promise.all(members.map((m, i) => waitForMqttLogin(m, `cluster-ready-${tag}-${i}`)));
+  } catch (err) {
+    for (const m of members) await m.stop();
+    throw err;
+  }
   return members;
+}
+
+const MQTT_READY_TIMEOUT_MS = 90_000;
+
+/**
+ * A listener that accepts TCP is not yet a node that answers CONNECT: on 3.10 every CONNECT
+ * registers its client id in a Ra cluster of all members, which has no leader until the members
+ * have found each other (seen in CI: a first CONNECT on a loaded machine got no CONNACK in 5 s).
+ * Waits until the admin logs in over MQTT on this member, as a client would retry.
+ */
+async function waitForMqttLogin(b: TestBroker, clientId: string): Promise<void> {
+  if (b.tls !== undefined && !b.tls.plaintext) return;
+  const deadline = Date.now() + MQTT_READY_TIMEOUT_MS;
+  let last = "";
+  for (;;) {
+    const c = await mqttConnect({ port: b.mqttPort, username: b.adminUsername, password: b.adminPassword, clientId });
+    if (c.ok) return endQuietly(c.client);
+    last = c.reason;
+    if (Date.now() > deadline) throw new Error(`startCluster: ${b.nodeName} never accepted an MQTT login in ${MQTT_READY_TIMEOUT_MS} ms (last: ${last})`);
+    await sleep(500);
+  }
 }
 
 export interface MqttConnectionInfo {

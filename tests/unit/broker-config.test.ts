@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { renderBrokerFiles, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import { ConfigError } from "../../core/errors";
 import { parseBrokerConfig, parsePlatformConfig, type BrokerConfigInput } from "../../core/platform-config";
-import { splitKubernetesSysctls, tuningFor } from "../../core/tuning";
+import { connectionMax, listenBacklog, splitKubernetesSysctls, tuningFor } from "../../core/tuning";
 
 const tls = { caFile: "/etc/rabbitmq/tls/ca.pem", certFile: "/etc/rabbitmq/tls/cert.pem", keyFile: "/etc/rabbitmq/tls/key.pem", depth: 1 };
 const secrets = { adminUsername: "admin", adminPassword: "pw-0123456789", tls };
@@ -57,7 +57,10 @@ describe("renderRabbitmqConf", () => {
       "vm_memory_high_watermark.relative = 0.6",
       "disk_free_limit.absolute = 2048MiB",
       "mqtt.max_session_expiry_interval_seconds = 86400",
-      "mqtt.tcp_listen_options.backlog = 1024",
+      // nofile 65536 (10,000 expected connections) less a reserve of 1639 for the node itself.
+      "ranch_connection_max = 63897",
+      "web_mqtt.max_connections = 63897",
+      "mqtt.tcp_listen_options.backlog = 8192",
       "mqtt.tcp_listen_options.nodelay = true",
       "mqtt.tcp_listen_options.keepalive = true",
     ]);
@@ -157,16 +160,35 @@ describe("renderRabbitmqConf", () => {
     expect(lines(renderRabbitmqConf(model({ plaintextListeners: true, listeners: { amqp: null } }), secrets))).toContain("listeners.tcp = none");
   });
 
-  it("renders the large-fleet tuning: backlog 4096, equal buffers, metrics collector off", () => {
+  it("renders the large-fleet tuning: the largest backlog, equal buffers, metrics collector off", () => {
     const conf = lines(renderRabbitmqConf(model({ tuning: { profile: "large-fleet", expectedConnections: 200_000 } }), secrets));
     expect(conf).toEqual(
       expect.arrayContaining([
-        "mqtt.tcp_listen_options.backlog = 4096",
+        "mqtt.tcp_listen_options.backlog = 65535",
         "mqtt.tcp_listen_options.sndbuf = 32768",
         "mqtt.tcp_listen_options.recbuf = 32768",
         "management_agent.disable_metrics_collector = true",
       ]),
     );
+  });
+});
+
+describe("connection caps: what a flood may take of the node's open files", () => {
+  it.each([
+    [65536, 63897],
+    [20000, 19500],
+    [4096, 3840],
+    [1024, 768],
+    [300, 44],
+  ])("nofile %i -> %i per listener (a reserve of 2.5%%, at least 256)", (nofile, max) => expect(connectionMax(nofile)).toBe(max));
+
+  it.each([
+    ["3.10.8", ["connection_max = 19500", "web_mqtt.max_connections = 19500"]],
+    ["4.0.5", ["ranch_connection_max = 19500", "web_mqtt.max_connections = 19500"]],
+    ["4.3.6", ["ranch_connection_max = 19500", "web_mqtt.max_connections = 19500", "mqtt.max_connections = 19500"]],
+  ])("renders the caps %s has, from the open files the node really gets", (version, expected) => {
+    const conf = lines(renderRabbitmqConf(model({ version }), { ...secrets, openFiles: 20000 }));
+    expect(conf.filter((l) => /^(ranch_)?connection_max|max_connections/.test(l))).toEqual(expected);
   });
 });
 
@@ -188,6 +210,17 @@ describe("tuningFor", () => {
   it("keeps RabbitMQ's defaults as floors and scales open files to 1.5 x connections", () => {
     expect(tuningFor({ profile: "default", expectedConnections: 1000 })).toMatchObject({ openFiles: 65536, erlMaxPorts: 65536, erlMaxProcesses: 1_048_576 });
     expect(tuningFor({ profile: "default", expectedConnections: 100_000 })).toMatchObject({ openFiles: 150_000, erlMaxPorts: 150_000 });
+  });
+
+  it.each([
+    [1000, 4096],
+    [10_000, 8192],
+    [20_000, 16384],
+    [100_000, 65535],
+    [2_000_000, 65535],
+  ])("listens with a backlog of half the %i expected connections, as a power of two, from 4096 to 65535: %i", (conns, backlog) => {
+    expect(listenBacklog(conns)).toBe(backlog);
+    expect(tuningFor({ profile: "default", expectedConnections: conns }).mqttListen.backlog).toBe(backlog);
   });
 
   it("matches the kernel's accept queues to the listen backlog", () => {

@@ -92,7 +92,7 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
   });
 
   it("applies the tuning: sysctls, nofile ulimit, Erlang flags (and no +A)", () => {
-    expect(container?.inputs["sysctls"]).toMatchObject({ "net.core.somaxconn": "1024", "net.ipv4.tcp_max_syn_backlog": "1024", "net.ipv4.tcp_fin_timeout": "30" });
+    expect(container?.inputs["sysctls"]).toMatchObject({ "net.core.somaxconn": "8192", "net.ipv4.tcp_max_syn_backlog": "8192", "net.ipv4.tcp_fin_timeout": "30" });
     expect(container?.inputs["ulimits"]).toEqual([{ name: "nofile", soft: 65536, hard: 65536 }]);
     expect(container?.inputs["envs"]).toEqual([
       "RABBITMQ_NODENAME=rabbit@rabbitmq-0",
@@ -175,6 +175,8 @@ describe("two platforms on one Docker host: docker.namePrefix, and a host that c
 
   it("gives each container the host's open-files limit and reports what the tuning wanted", () => {
     for (const c of containers) expect(c.inputs["ulimits"]).toEqual([{ name: "nofile", soft: 20000, hard: 20000 }]);
+    // A full listener leaves the node 500 descriptors of the 20000 it really has, not of the 65536 wanted.
+    expect(upload(containers[0]!, "/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf")?.content).toContain("ranch_connection_max = 19500\n");
     expect(gaps.value).toEqual([expect.stringMatching(/^nofile 65536: the Docker host allows at most 20000 \(platform\.docker\.maxOpenFiles\)/)]);
   });
 });
@@ -225,7 +227,7 @@ describe("the shipped production platform stack (Kubernetes, three nodes)", asyn
     const conf = (secret.inputs["stringData"] as Record<string, string>)["rabbitmq.conf"] ?? "";
     expect(conf).toContain("cluster_formation.classic_config.nodes.3 = rabbit@rabbitmq-2.rabbitmq-nodes.rabbitmq.svc.cluster.local");
     expect(conf).toContain(`total_memory_available_override_value = ${8 * 2 ** 30}`);
-    expect(conf).toContain("mqtt.tcp_listen_options.backlog = 4096");
+    expect(conf).toContain("mqtt.tcp_listen_options.backlog = 65535");
     const env = (pod.containers[0]?.["env"] as { name: string; value?: string }[]).filter((e) => e.value !== undefined);
     expect(env).toEqual(expect.arrayContaining([{ name: "RABBITMQ_USE_LONGNAME", value: "true" }, { name: "RABBITMQ_NODENAME", value: "rabbit@$(MY_POD_NAME).rabbitmq-nodes.rabbitmq.svc.cluster.local" }]));
   });
@@ -304,7 +306,7 @@ describe("the shipped production platform stack (Kubernetes, three nodes)", asyn
     ]);
     const init = pod.initContainers.find((c) => c["name"] === "sysctls");
     expect(init?.["securityContext"]).toMatchObject({ privileged: true });
-    expect((init?.["command"] as string[])[2]).toBe("sysctl -w net.core.somaxconn=4096 && sysctl -w net.ipv4.tcp_max_syn_backlog=4096");
+    expect((init?.["command"] as string[])[2]).toBe("sysctl -w net.core.somaxconn=65535 && sysctl -w net.ipv4.tcp_max_syn_backlog=65535");
   });
 
   it("tells the stack what Kubernetes cannot apply (the nofile ulimit)", async () => {

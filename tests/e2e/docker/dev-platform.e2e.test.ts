@@ -1,28 +1,24 @@
 /**
  * The shipped `dev` platform stack on a real Docker engine (tests/support/docker-global-setup.ts):
  * the containers as the stack declared them, every listener on its published port, the tuning seen
- * from inside the container, what the machine could not give reported by the stack, and TLS logins
- * of a tenant applied through the platform's own outputs (HTTPS management on the published port).
- * The tenant-access suite runs against the same containers in the same run.
+ * from inside the container, and what the machine could not give reported by the stack. The
+ * TLS-login suite (on dev platforms of its own) and the tenant-access suite (on these containers)
+ * run in the same vitest run, through the published ports.
  */
 import * as https from "node:https";
 import * as tls from "node:tls";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { versionAtLeast } from "../../../core/broker-baseline";
-import { tuningFor } from "../../../core/tuning";
-import { applyStack } from "../../support/apply-stack";
-import { endQuietly, mqttConnect, portOpen, tryPublish, trySubscribe, waitFor, type MqttLogin } from "../../support/clients";
+import { connectionMax, tuningFor } from "../../../core/tuning";
+import { portOpen } from "../../support/clients";
 import { dockerCall, dockerExec } from "../../support/docker-engine";
 import { applyDockerResource } from "../../support/docker-hooks";
 import { hostOpenFilesLimit } from "../../support/docker-platform";
-import type { StackRunResult } from "../../support/run-stack";
-import { certificateFromAnotherCa } from "../../support/test-pki";
 
 const broker = inject("broker");
 const docker = inject("docker");
 const [container] = docker.containers as [string];
 const caCertPem = docker.outputs["caCertificatePem"] as string;
-const PLATFORM_REF = "organization/rabbitmq-mqtt/dev";
 
 interface Inspect {
   Config: { Hostname: string; Env: string[]; Healthcheck: { Test: string[]; Interval: number; Retries: number } };
@@ -157,6 +153,18 @@ describe("the tuning, seen from inside the container", () => {
     }
   });
 
+  it("caps each listener's connections below the open files the node really has (and all MQTT connections on 4.3)", async () => {
+    const cap = connectionMax(hostOpenFilesLimit());
+    const ranchKey = versionAtLeast(broker, 4, 0) ? "ranch_connection_max" : "connection_max";
+    expect(await evalErl(`application:get_env(rabbit, ${ranchKey}).`)).toBe(`{ok,${cap}}\n`);
+    expect(await evalErl("application:get_env(rabbitmq_web_mqtt, max_connections).")).toBe(`{ok,${cap}}\n`);
+    expect(await evalErl("application:get_env(rabbitmq_mqtt, max_connections).")).toBe(versionAtLeast(broker, 4, 3) ? `{ok,${cap}}\n` : "undefined\n");
+    // The MQTT listeners' ranch max_connections, as the node runs them.
+    const listeners = await evalErl("lists:sort([{maps:get(port, I), maps:get(max_connections, I)} || {_, I} <- maps:to_list(ranch:info())]).");
+    const listenerPorts = (docker.platformConfig["broker"] as { listeners: { mqtt: number; mqtts: number } }).listeners;
+    for (const port of [listenerPorts.mqtt, listenerPorts.mqtts]) expect(listeners).toContain(`{${port},${cap}}`);
+  });
+
   it("opens the MQTT listeners with the tuning's socket options", async () => {
     const opts = await evalErl("application:get_env(rabbitmq_mqtt, tcp_listen_options).");
     expect(opts).toContain(`{backlog,${tuning.mqttListen.backlog}}`);
@@ -184,66 +192,5 @@ describe("the hooks refuse what they cannot apply", () => {
     await expect(
       applyDockerResource({ socketPath: docker.socketPath, images: {} }, "docker:index/container:Container", "x", { name: "x", image: docker.image, privileged: true }),
     ).rejects.toThrow(/cannot apply input\(s\) privileged/);
-  });
-});
-
-describe("a tenant applied through the platform's outputs, with TLS logins on the published ports", () => {
-  let initech: StackRunResult;
-  const ident = (name: string) => (initech.outputs["identities"] as Record<string, Record<string, string>>)[name]!;
-  const key = (name: string) => (initech.outputs["identityPrivateKeys"] as Record<string, string>)[name]!;
-  const pass = (name: string) => (initech.outputs["identityPasswords"] as Record<string, string>)[name]!;
-  const mqtts = (extra: Partial<MqttLogin> & { clientId: string }, cert?: { certPem: string; keyPem: string }): MqttLogin => ({
-    port: broker.tls!.mqttsPort,
-    tls: { ca: caCertPem, ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}) },
-    ...extra,
-  });
-
-  beforeAll(async () => {
-    initech = await applyStack(
-      "initech",
-      {
-        broker: { stackReference: PLATFORM_REF },
-        tenant: {
-          name: "initech",
-          protect: false,
-          identities: [
-            { name: "meter-7", kind: "device", role: "c2b", user: "u-7", auth: "certificate" },
-            { name: "ingest", kind: "service", role: "b2b", grants: { subscribe: ["activity/#"] } },
-          ],
-        },
-      },
-      { [PLATFORM_REF]: docker.outputs },
-    );
-  });
-
-  it("lands a certificate device in its tenant and delivers only within its grants", async () => {
-    const observer = await mqttConnect(mqtts({ clientId: "ingest", username: "initech:ingest@initech", password: pass("ingest") }));
-    if (!observer.ok) throw new Error(observer.reason);
-    const device = await mqttConnect(mqtts({ clientId: ident("meter-7")["mqttClientId"]! }, { certPem: ident("meter-7")["certificatePem"]!, keyPem: key("meter-7") }));
-    if (!device.ok) throw new Error(device.reason);
-    try {
-      expect((await trySubscribe(observer.client, "activity/#")).outcome).toBe("granted");
-      expect(await tryPublish(device.client, "activity/u-7/reading", "7 kWh")).toBe("acked");
-      expect(await waitFor(() => observer.messages.some((m) => m.topic === "activity/u-7/reading" && m.payload === "7 kWh"), 5000)).toBe(true);
-      // Another user's activity: acknowledged or not, never delivered.
-      await tryPublish(device.client, "activity/u-8/reading", "forged");
-      expect(await waitFor(() => observer.messages.some((m) => m.payload === "forged"), 1500)).toBe(false);
-    } finally {
-      await endQuietly(device.client);
-      await endQuietly(observer.client);
-    }
-  });
-
-  it("refuses a client certificate with the device's subject from another CA", async () => {
-    const rogue = await certificateFromAnotherCa({ commonName: "meter-7@initech" });
-    const c = await mqttConnect(mqtts({ clientId: ident("meter-7")["mqttClientId"]! }, rogue));
-    if (c.ok) await endQuietly(c.client);
-    expect(c.ok).toBe(false);
-  });
-
-  it("takes Web MQTT over TLS on its published port", async () => {
-    const c = await mqttConnect({ ...mqtts({ clientId: "ingest-ws", username: "initech:ingest@initech", password: pass("ingest") }), port: broker.tls!.webMqttsPort, websocket: true });
-    if (!c.ok) throw new Error(c.reason);
-    await endQuietly(c.client);
   });
 });
