@@ -29,9 +29,9 @@ export default defineConfig({
       {
         test: {
           // The dev platform on a real Docker engine (tests/support/docker-global-setup.ts): its own
-          // tests, and the tenant-access suite run through the containers' published ports.
+          // tests, and the tenant-access and TLS-login suites run through the containers' published ports.
           name: "docker",
-          include: ["tests/e2e/docker/**/*.e2e.test.ts", "tests/e2e/tenant-access.e2e.test.ts"],
+          include: ["tests/e2e/docker/**/*.e2e.test.ts", "tests/e2e/tenant-access.e2e.test.ts", "tests/e2e/tls-login.e2e.test.ts"],
           environment: "node",
           globalSetup: ["tests/support/docker-global-setup.ts"],
           pool: "forks",

@@ -248,7 +248,7 @@ async function memoryPerConnection(engine: DockerEngine): Promise<Record<string,
   const results: Record<string, unknown> = {};
   const count = 5000;
   for (const series of ["3.10", "4.0", "4.3"]) {
-    const p = await applyDevPlatform(engine, series, 1, `bench-mem-${series.replace(".", "")}`);
+    const p = await applyDevPlatform(engine, series, 1, { prefix: `bench-mem-${series.replace(".", "")}` });
     try {
       const t = await tunedTarget(engine, p);
       const node = encodeURIComponent(p.nodes[0]!.nodeName);
@@ -274,7 +274,7 @@ async function main(): Promise<void> {
   const engine = await startDockerEngine();
   const out: Record<string, unknown> = { machine: machine() };
   console.log(`Docker benchmarks on ${machine()}`);
-  const p = await applyDevPlatform(engine, series, 1, `bench-${series.replace(".", "")}`);
+  const p = await applyDevPlatform(engine, series, 1, { prefix: `bench-${series.replace(".", "")}` });
   try {
     console.log(`\n1. Connections held, RabbitMQ ${p.nodes[0]!.version} (${p.info.image}):`);
     out["connectionsHeld"] = await connectionsHeld(engine, p);

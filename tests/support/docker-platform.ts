@@ -9,12 +9,12 @@
  * - nodes: 1, or 3 for the cluster variant.
  */
 import * as fs from "node:fs";
-import type { BrokerInfo } from "./broker";
-import { freePortRun } from "./broker";
+import { CONTAINER_CONFIG_FILE } from "../../core/broker-config";
+import { freePortRun, type BrokerInfo, type TestBroker } from "./broker";
 import { HOST } from "./clients";
 import { applyStack, loadStackConfig } from "./apply-stack";
 import { matrixEntry } from "./broker-runtime";
-import { brokerImage, dockerCall, type DockerEngine } from "./docker-engine";
+import { brokerImage, dockerCall, dockerExec, type DockerEngine } from "./docker-engine";
 import { deleteDockerResource, type DockerTarget } from "./docker-hooks";
 import type { StackRunResult } from "./run-stack";
 
@@ -82,12 +82,19 @@ export interface AppliedDockerPlatform {
   readonly target: DockerTarget;
 }
 
+export interface DevPlatformOptions {
+  /** Container, volume and network names (default `e2e-<series>-<nodes>n`). */
+  readonly prefix?: string;
+  /** Merged into the stack's `platform.broker.tls`, for a test of another TLS setting. */
+  readonly tls?: Record<string, unknown>;
+}
+
 /** Applies the dev platform stack to the engine and waits until every node is healthy. */
-export async function applyDevPlatform(engine: DockerEngine, series: string, nodes: 1 | 3, prefixOverride?: string): Promise<AppliedDockerPlatform> {
+export async function applyDevPlatform(engine: DockerEngine, series: string, nodes: 1 | 3, opts: DevPlatformOptions = {}): Promise<AppliedDockerPlatform> {
   const image = await brokerImage(engine, matrixEntry(series).imageSuite);
   const version = /:(\d+\.\d+\.\d+)-management$/.exec(image)?.[1];
   if (version === undefined) throw new Error(`unexpected image name ${image}`);
-  const prefix = prefixOverride ?? `e2e-${series.replace(".", "")}-${nodes}n`;
+  const prefix = opts.prefix ?? `e2e-${series.replace(".", "")}-${nodes}n`;
   await removeDockerPlatform(engine.socketPath, prefix);
 
   const stackConfig = loadStackConfig("dev");
@@ -105,6 +112,7 @@ export async function applyDevPlatform(engine: DockerEngine, series: string, nod
   platform.image = declaredImage;
   platform.nodes = nodes;
   platform.broker.version = version;
+  if (opts.tls !== undefined) platform.broker.tls = { ...(platform.broker.tls as Record<string, unknown>), ...opts.tls };
   platform.docker = { ...platform.docker, network: prefix, namePrefix: prefix, hostPortOffset: LISTENER_KEYS.length, maxOpenFiles: hostOpenFilesLimit() };
   const config = { ...stackConfig, platform };
 
@@ -161,4 +169,40 @@ export async function applyDevPlatform(engine: DockerEngine, series: string, nod
     result,
     target,
   };
+}
+
+/**
+ * Node `i` of an applied platform as a TestBroker: the management API over HTTPS on its published
+ * port (as the stack exports it), `rabbitmqctl` run inside the container, and `stop` removing the
+ * whole platform.
+ */
+export function dockerTestBroker(applied: AppliedDockerPlatform, i = 0): TestBroker {
+  const node = applied.nodes[i];
+  const container = applied.info.containers[i];
+  if (node?.tls === undefined || container === undefined) throw new Error(`the platform has no node ${i}`);
+  const { socketPath, prefix } = applied.info;
+  let stopped = false;
+  return {
+    ...node,
+    managementUrl: `https://${HOST}:${node.tls.managementHttpsPort}`,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await removeDockerPlatform(socketPath, prefix, applied.nodes.length);
+    },
+    ctl: async (args: string[]) => {
+      const r = await dockerExec(socketPath, container, ["rabbitmqctl", ...args]);
+      if (r.code !== 0) throw new Error(`rabbitmqctl ${args.join(" ")} in ${container} exited ${r.code}: ${r.stderr.slice(0, 500)}`);
+      return r.stdout;
+    },
+  };
+}
+
+/** The configuration file a node of the platform runs with, read from inside its container. */
+export async function containerRenderedConf(applied: AppliedDockerPlatform, i = 0): Promise<string> {
+  const container = applied.info.containers[i];
+  if (container === undefined) throw new Error(`the platform has no node ${i}`);
+  const r = await dockerExec(applied.info.socketPath, container, ["cat", CONTAINER_CONFIG_FILE]);
+  if (r.code !== 0) throw new Error(`cat ${CONTAINER_CONFIG_FILE} in ${container} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
 }

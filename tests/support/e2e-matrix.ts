@@ -73,8 +73,8 @@ function suitesFor(entry: MatrixEntry): Suite[] {
       id: `docker-${s}`,
       series: s,
       project: "docker",
-      title: "dev platform on Docker: containers, listeners, tuning, TLS, tenant access",
-      args: ["tests/e2e/docker/dev-platform.e2e.test.ts", tenantAccess],
+      title: "dev platform on Docker: containers, listeners, tuning, TLS logins, tenant access",
+      args: ["tests/e2e/docker/dev-platform.e2e.test.ts", "tests/e2e/tls-login.e2e.test.ts", tenantAccess],
       env: {},
     },
   ];
@@ -190,7 +190,33 @@ async function main(): Promise<number> {
     console.log(`RabbitMQ ${version} (${from}): ${passed} passed, ${failed} failed -- ${parts.join("; ")}`);
     if (failed > 0 || passed === 0 || mine.some((r) => r.code !== 0)) failedAny = true;
   }
+  // The suites' logs are long and CI keeps only part of them: repeat each failure at the end.
+  const failures = results.flatMap((r) => failuresOf(r.suite));
+  if (failures.length > 0) console.log(`\n===== failures =====\n${failures.join("\n")}`);
   return failedAny ? 1 : 0;
+}
+
+interface VitestJsonReport {
+  testResults: {
+    name: string;
+    status: string;
+    message?: string;
+    assertionResults: { fullName: string; status: string; failureMessages: string[] }[];
+  }[];
+}
+
+/** One line per failed test (or failed file), with the first lines of its error. */
+function failuresOf(suite: Suite): string[] {
+  const json = path.join(REPORTS, `${suite.id}.json`);
+  if (!fs.existsSync(json)) return [`[${suite.id}] no report: the suite did not finish (see its log above)`];
+  const report = JSON.parse(fs.readFileSync(json, "utf8")) as VitestJsonReport;
+  const firstLines = (text: string | undefined) => (text ?? "").split("\n").filter((l) => l.trim() !== "").slice(0, 4).map((l) => `    ${l}`).join("\n");
+  return report.testResults.flatMap((file) => {
+    const where = path.relative(ROOT, file.name);
+    const tests = file.assertionResults.filter((a) => a.status === "failed").map((a) => `[${suite.id}] ${where} > ${a.fullName}\n${firstLines(a.failureMessages[0])}`);
+    if (tests.length === 0 && file.status === "failed") return [`[${suite.id}] ${where}\n${firstLines(file.message)}`];
+    return tests;
+  });
 }
 
 main().then(
