@@ -623,6 +623,10 @@ describe("limits", () => {
     const t = tenant("globex"); // identityLimits.maxConnections: 2
     const a = await mqttConnect(login(t, "mobile-app", "mobile-app_1"));
     const b = await mqttConnect(login(t, "mobile-app", "mobile-app_2"));
+    // The broker counts a connection once it has handled its connection_created event, which 4.x
+    // does asynchronously: a third CONNECT right behind the second passed the limit once (4.3.6 in
+    // CI). The limit holds for connections the broker has registered (README, "Limits").
+    await sleep(1000);
     const c = await mqttConnect(login(t, "mobile-app", "mobile-app_3"));
     const result = [a.ok, b.ok, c.ok];
     for (const x of [a, b, c]) if (x.ok) await endQuietly(x.client);

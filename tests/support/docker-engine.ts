@@ -123,6 +123,8 @@ export async function startDockerEngine(): Promise<DockerEngine> {
     { stdio: ["ignore", log, log], detached: true },
   );
   fs.closeSync(log);
+  // The engine may take longer to stop than stop() waits: it must not keep the caller's process alive.
+  child.unref();
   const state: { exited: number | null } = { exited: null };
   child.on("exit", (code) => (state.exited = code ?? -1));
   const deadline = Date.now() + 60_000;

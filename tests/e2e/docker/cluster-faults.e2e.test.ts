@@ -102,13 +102,14 @@ async function waitHealed(timeoutMs = 240_000): Promise<void> {
       nodes.map(async (n) => {
         try {
           const r = await adminApi(n, "GET", "nodes");
-          return r.status === 200 ? (r.body as { name: string; running: boolean; partitions: string[] }[]) : undefined;
+          // A node still starting is listed without its stats (no `partitions`): not healed yet.
+          return r.status === 200 ? (r.body as { name: string; running: boolean; partitions?: string[] }[]) : undefined;
         } catch {
           return undefined;
         }
       }),
     );
-    const healed = views.every((v) => v !== undefined && v.length === nodes.length && v.every((x) => x.running && x.partitions.length === 0));
+    const healed = views.every((v) => v !== undefined && v.length === nodes.length && v.every((x) => x.running && Array.isArray(x.partitions) && x.partitions.length === 0));
     if (healed) return;
     if (Date.now() > deadline) throw new Error(`cluster not healed after ${timeoutMs} ms: ${JSON.stringify(views)}`);
     await sleep(1000);
