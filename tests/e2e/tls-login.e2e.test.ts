@@ -20,7 +20,7 @@ import { listMqttConnectionsCrashesWithTwoListeners, mqttConnectionOf, renderedC
 import { applyStack, loadStackConfig } from "../support/apply-stack";
 import { startDockerEngine } from "../support/docker-engine";
 import { applyDevPlatform, containerRenderedConf, dockerTestBroker, type DockerPlatformInfo } from "../support/docker-platform";
-import { endQuietly, mqttConnect, portOpen, sleep, tryPublish, trySubscribe, waitFor, type MqttLogin, type ReceivedMessage } from "../support/clients";
+import { amqpUrl, endQuietly, mqttConnect, portOpen, sleep, tryPublish, trySubscribe, waitFor, type MqttLogin, type ReceivedMessage } from "../support/clients";
 import type { StackRunResult } from "../support/run-stack";
 import { certificateFromAnotherCa, selfSignedCa } from "../support/test-pki";
 import { applyTlsResource, generatePrivateKey, issueCertificate } from "../support/tls-provider";
@@ -76,12 +76,7 @@ beforeAll(async () => {
     nodeHostName = applied.info.containers[0]!;
   } else {
     platform = await applyStack("dev", loadStackConfig("dev"));
-  }
-  caCertPem = platform.outputs["caCertificatePem"] as string;
-  issuers = platform.outputs["certificateIssuers"] as Issuers;
-  renderedConf = upload("/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf");
-  if (docker === undefined) {
-    const depth = Number(/^ssl_options\.depth = (\d+)$/m.exec(renderedConf)?.[1]);
+    const depth = Number(/^ssl_options\.depth = (\d+)$/m.exec(upload("/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf"))?.[1]);
     const devBroker = (loadStackConfig("dev")["platform"] as { broker: { tls: Record<string, unknown> } }).broker;
     broker = await startBroker({
       broker: { tls: devBroker.tls },
@@ -96,6 +91,9 @@ beforeAll(async () => {
     nodeConf = renderedConfOf(broker);
     nodeHostName = "rabbitmq-0";
   }
+  caCertPem = platform.outputs["caCertificatePem"] as string;
+  issuers = platform.outputs["certificateIssuers"] as Issuers;
+  renderedConf = upload("/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf");
   const platformOutputs = platformOutputsFor(broker, String(platform.outputs["certificateLoginFrom"]));
   acme = await applyStack("acme", loadStackConfig("acme"), platformOutputs);
   globex = await applyStack(
@@ -400,7 +398,7 @@ describe("certificate login over MQTT/TLS", () => {
   });
 
   it.runIf(docker !== undefined)("offers no password login on the dev stack's plaintext AMQP port (it declares no AMQPS listener)", async () => {
-    const plain = await amqpRefusal(() => amqp.connect(`amqp://${encodeURIComponent(broker.adminUsername)}:${broker.adminPassword}@127.0.0.1:${broker.amqpPort}/acme`));
+    const plain = await amqpRefusal(() => amqp.connect(amqpUrl(broker.amqpPort, broker.adminUsername, broker.adminPassword, "acme")));
     expect(plain?.message).toMatch(/PLAIN is not provided/);
   });
 });
