@@ -148,13 +148,18 @@ export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): str
       [
         "cluster_formation.peer_discovery_backend = classic_config",
         ...opts.cluster.nodes.map((n, i) => `cluster_formation.classic_config.nodes.${i + 1} = ${n}`),
-        // With three or more nodes, a minority side of a partition pauses instead of diverging, and
-        // persistent MQTT sessions live in quorum queues, replicated to every node: a session's
-        // node going away neither stalls its publishers nor takes its messages with it (a classic
-        // queue stalls them until its node returns, and its messages are only on that node:
-        // tests/e2e/docker/cluster-faults.e2e.test.ts). Only for new clusters: a session queue
-        // declared classic cannot become quorum (its client fails to subscribe).
-        ...(opts.cluster.nodes.length >= 3 ? ["cluster_partition_handling = pause_minority", "mqtt.durable_queue_type = quorum"] : []),
+        // With three or more nodes, persistent MQTT sessions live in quorum queues, replicated to
+        // every node: a session's node going away neither stalls its publishers nor takes its
+        // messages with it (a classic queue stalls them until its node returns, and its messages
+        // are only on that node: tests/e2e/docker/cluster-faults.e2e.test.ts). Only for new
+        // clusters: a session queue declared classic cannot become quorum (its client fails to
+        // subscribe). Before 4.2 the metadata store of a new cluster is Mnesia, whose minority
+        // side of a partition must pause instead of diverging; from 4.2 it is Khepri (Raft: a
+        // minority cannot change metadata), and 4.3 removed Mnesia and ignores the key (4.3.0
+        // release notes), so it is not rendered there.
+        ...(opts.cluster.nodes.length >= 3
+          ? [...(versionAtLeast(model.version, 4, 2) ? [] : ["cluster_partition_handling = pause_minority"]), "mqtt.durable_queue_type = quorum"]
+          : []),
       ],
     ]);
   }

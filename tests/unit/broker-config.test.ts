@@ -139,7 +139,7 @@ describe("renderRabbitmqConf", () => {
     );
   });
 
-  it("renders classic peer discovery for a fixed node list; from three nodes a minority pauses and MQTT sessions are quorum queues", () => {
+  it("renders classic peer discovery for a fixed node list; from three nodes a minority pauses (before 4.2) and MQTT sessions are quorum queues", () => {
     const nodes = ["rabbit@mq-0", "rabbit@mq-1", "rabbit@mq-2"];
     expect(lines(renderRabbitmqConf(model(), { ...secrets, cluster: { nodes } })).slice(-6)).toEqual([
       "cluster_formation.peer_discovery_backend = classic_config",
@@ -150,6 +150,16 @@ describe("renderRabbitmqConf", () => {
       "mqtt.durable_queue_type = quorum",
     ]);
     expect(renderRabbitmqConf(model(), { ...secrets, cluster: { nodes: ["rabbit@mq-0"] } })).not.toMatch(/cluster_formation/);
+  });
+
+  it("renders no partition handling from 4.2, where a new cluster's metadata store is Khepri (4.3 ignores the key)", () => {
+    const nodes = ["rabbit@mq-0", "rabbit@mq-1", "rabbit@mq-2"];
+    for (const version of ["4.2.0", "4.3.6"]) {
+      const conf = lines(renderRabbitmqConf(model({ version }), { ...secrets, cluster: { nodes } }));
+      expect(conf.filter((l) => l.startsWith("cluster_partition_handling"))).toEqual([]);
+      expect(conf).toContain("mqtt.durable_queue_type = quorum");
+    }
+    expect(lines(renderRabbitmqConf(model({ version: "3.10.8" }), { ...secrets, cluster: { nodes } }))).toContain("cluster_partition_handling = pause_minority");
   });
 
   it("makes the memory alarm relative to a container's memory limit when given", () => {
