@@ -13,7 +13,7 @@
  *   client id, so no device can take over or use another device's session by choosing its id.
  * Deployment targets adapt only what they must (bind address, paths) through RenderOptions.
  */
-import { securityBaseline, versionAtLeast } from "./broker-baseline";
+import { securityBaseline, versionAtLeast, type BrokerVersion } from "./broker-baseline";
 import type { BrokerModel } from "./platform-config";
 import { connectionMax } from "./tuning";
 
@@ -279,4 +279,15 @@ export function renderEnv(model: BrokerModel): Record<string, string> {
 
 export function renderBrokerFiles(model: BrokerModel, opts: RenderOptions): RenderedBrokerFiles {
   return { rabbitmqConf: renderRabbitmqConf(model, opts), enabledPlugins: renderEnabledPlugins(model), env: renderEnv(model) };
+}
+
+/**
+ * Whether a cluster's nodes must start one after another. Before 3.13 the MQTT plugin tracks
+ * client ids in a Raft cluster of its own (mqtt_node), which each node joins once at boot by
+ * asking a peer it found: nodes booting together can leave one outside it for good, and that
+ * node then refuses every MQTT CONNECT ("client ID registration timed out", seen on 3.10.8 with
+ * three containers created at once). From 3.13 client ids are tracked without Raft.
+ */
+export function clusterStartsOneByOne(version: BrokerVersion): boolean {
+  return !versionAtLeast(version, 3, 13);
 }

@@ -11,7 +11,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { brokerListeners, listenerUrl, type Listener } from "../../core/broker-endpoints";
-import { CONTAINER_CONFIG_FILE, CONTAINER_TLS_FILES, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
+import { CONTAINER_CONFIG_FILE, CONTAINER_TLS_FILES, clusterStartsOneByOne, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import type { PlatformModel } from "../../core/platform-config";
 
 /** The official image runs RabbitMQ as this user; files it must read belong to it. */
@@ -91,7 +91,12 @@ export class DockerBroker extends pulumi.ComponentResource {
     this.tuningGaps = dockerTuningGaps(model);
     for (const gap of this.tuningGaps) void pulumi.log.warn(`tuning not applied: ${gap}`, this);
 
-    this.containers = hosts.map((host, i) => {
+    // Before 3.13 the nodes of a cluster start one by one, each once the previous is healthy
+    // (clusterStartsOneByOne); from 3.13 all at once, as Pulumi creates them.
+    const oneByOne = model.nodes > 1 && clusterStartsOneByOne(model.broker.version);
+    this.containers = [];
+    for (const [i, host] of hosts.entries()) {
+      const previous = this.containers[i - 1];
       // Logical names stay `<component>-<i>` whatever the prefix, so renaming containers is an update of names only.
       const volume = new docker.Volume(`${name}-${i}-data`, { name: `${host}-data` }, child);
       const conf = pulumi.secret(
@@ -112,7 +117,7 @@ export class DockerBroker extends pulumi.ComponentResource {
         group: RABBITMQ_UID,
         permissions,
       });
-      return new docker.Container(
+      const container = new docker.Container(
         `${name}-${i}`,
         {
           name: host,
@@ -152,10 +157,12 @@ export class DockerBroker extends pulumi.ComponentResource {
             retries: 5,
             startPeriod: "60s",
           },
+          ...(oneByOne ? { wait: true, waitTimeout: 300 } : {}),
         },
-        { ...child, dependsOn: [network] },
+        { ...child, dependsOn: oneByOne && previous !== undefined ? [network, previous] : [network] },
       );
-    });
+      this.containers.push(container);
+    }
 
     // Published on every interface: clients on this host reach it on loopback, which the certificate names.
     const host = model.docker.publishAddress === "0.0.0.0" ? "127.0.0.1" : model.docker.publishAddress;

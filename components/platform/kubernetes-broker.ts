@@ -15,7 +15,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { createHash } from "node:crypto";
 import { brokerListeners, listenerUrl } from "../../core/broker-endpoints";
-import { CONTAINER_CONFIG_FILE, CONTAINER_TLS_DIR, CONTAINER_TLS_FILES, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
+import { CONTAINER_CONFIG_FILE, CONTAINER_TLS_DIR, CONTAINER_TLS_FILES, clusterStartsOneByOne, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import type { PlatformModel } from "../../core/platform-config";
 import { splitKubernetesSysctls } from "../../core/tuning";
 import type { BrokerTls } from "./docker-broker";
@@ -165,8 +165,9 @@ export class KubernetesBroker extends pulumi.ComponentResource {
         spec: {
           serviceName: headless,
           replicas: model.nodes,
-          // All pods start together: classic peer discovery retries until the peers answer.
-          podManagementPolicy: "Parallel",
+          // From 3.13 all pods start together: classic peer discovery retries until the peers
+          // answer. Before, one by one, each once the previous is ready (clusterStartsOneByOne).
+          podManagementPolicy: clusterStartsOneByOne(model.broker.version) ? "OrderedReady" : "Parallel",
           selector: { matchLabels: labels },
           template: {
             metadata: { labels, annotations: { "rabbitmq-mqtt/tls-certificate": tlsDigest } },

@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { CONTAINER_CONFIG_FILE, renderBrokerFiles } from "../../core/broker-config";
+import { CONTAINER_CONFIG_FILE, clusterStartsOneByOne, renderBrokerFiles } from "../../core/broker-config";
 import { managementRequest } from "../../components/management/api";
 import { parseBrokerConfig, type BrokerConfigInput } from "../../core/platform-config";
 import { brokerRuntime, RABBITMQ_LIB } from "./broker-runtime";
@@ -630,15 +630,28 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
 
 /**
  * Starts `count` local nodes that form one cluster from the rendered classic peer discovery
- * settings. All members start at once, as the targets start them (Pulumi creates the Docker
- * containers in parallel; the Kubernetes StatefulSet has `podManagementPolicy: Parallel`): a 4.x
- * node that finds none of its peers waits for them, so starting one after another cannot work there.
+ * settings, in the order the targets start them (clusterStartsOneByOne): from 3.13 all at once
+ * (Pulumi creates the Docker containers in parallel; the Kubernetes StatefulSet has
+ * `podManagementPolicy: Parallel`), since a 4.x node that finds none of its peers waits for them;
+ * before 3.13 one by one, so that each joins the MQTT client-id Raft cluster of the ones before.
  */
 export async function startCluster(count: number, opts: Omit<StartBrokerOptions, "member"> = {}): Promise<TestBroker[]> {
   const tag = `${process.pid}-${randomHex(3)}`;
   const clusterNodes = Array.from({ length: count }, (_, i) => `e2e-${tag}-${i}@localhost`);
   const shared = { erlangCookie: randomHex(20).toUpperCase(), adminUsername: `admin-${randomHex(4)}`, adminPassword: randomHex(24), clusterNodes };
-  const started = await Promise.allSettled(clusterNodes.map((nodeName) => startBroker({ ...opts, member: { ...shared, nodeName } })));
+  const start = (nodeName: string) => startBroker({ ...opts, member: { ...shared, nodeName } });
+  const [major = 0, minor = 0] = installedVersionText().split(".").map(Number);
+  let started: PromiseSettledResult<TestBroker>[];
+  if (clusterStartsOneByOne({ major, minor })) {
+    started = [];
+    for (const nodeName of clusterNodes) {
+      const [r] = await Promise.allSettled([start(nodeName)]);
+      started.push(r!);
+      if (r!.status === "rejected") break;
+    }
+  } else {
+    started = await Promise.allSettled(clusterNodes.map(start));
+  }
   const members = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
   const failures = started.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
   if (failures.length > 0) {

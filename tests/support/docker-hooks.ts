@@ -104,6 +104,8 @@ const CONTAINER_INPUTS = [
   "mustRun",
   "start",
   "init",
+  "wait",
+  "waitTimeout",
 ] as const;
 
 interface ContainerCreate {
@@ -245,6 +247,19 @@ async function applyContainer(target: DockerTarget, inputs: Inputs): Promise<{ i
     if (!info.State.Running && inputs["mustRun"] !== false) {
       const logs = await dockerApi<string>(sock, "GET", `/containers/${id}/logs?stdout=1&stderr=1&tail=40`);
       throw new Error(`container ${name} is not running (${info.State.Status}, exit ${info.State.ExitCode}): ${String(logs.body)}`);
+    }
+    // `wait`: the provider polls the container until its health check passes; unhealthy or past
+    // `waitTimeout` seconds (default 60) fails the create.
+    if (inputs["wait"] === true) {
+      const timeoutS = inputs["waitTimeout"] === undefined ? 60 : Number(inputs["waitTimeout"]);
+      const deadline = Date.now() + timeoutS * 1000;
+      for (;;) {
+        const health = (await dockerCall<ContainerInspect>(sock, "GET", `/containers/${id}/json`)).State.Health?.Status;
+        if (health === "healthy") break;
+        if (health === "unhealthy") throw new Error(`container ${name} is unhealthy`);
+        if (Date.now() > deadline) throw new Error(`container ${name} not healthy after ${timeoutS} s (wait)`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
     }
   }
   return { id, state: { ...inputs } };

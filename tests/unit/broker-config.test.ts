@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { renderBrokerFiles, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
+import { clusterStartsOneByOne, renderBrokerFiles, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import { ConfigError } from "../../core/errors";
 import { parseBrokerConfig, parsePlatformConfig, type BrokerConfigInput } from "../../core/platform-config";
 import { connectionMax, listenBacklog, splitKubernetesSysctls, tuningFor } from "../../core/tuning";
@@ -150,6 +150,10 @@ describe("renderRabbitmqConf", () => {
       "mqtt.durable_queue_type = quorum",
     ]);
     expect(renderRabbitmqConf(model(), { ...secrets, cluster: { nodes: ["rabbit@mq-0"] } })).not.toMatch(/cluster_formation/);
+  });
+
+  it("starts a cluster's nodes one by one only before 3.13 (MQTT client ids tracked in Raft there)", () => {
+    expect([[3, 10], [3, 12], [3, 13], [4, 0], [4, 3]].map(([major, minor]) => clusterStartsOneByOne({ major: major!, minor: minor! }))).toEqual([true, true, false, false, false]);
   });
 
   it("renders no partition handling from 4.2, where a new cluster's metadata store is Khepri (4.3 ignores the key)", () => {

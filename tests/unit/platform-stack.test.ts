@@ -148,6 +148,32 @@ describe("a three-node Docker cluster", async () => {
   it("publishes node i's ports at port + 100 x i", () => {
     expect((containers[2]?.inputs["ports"] as { external: number }[]).map((p) => p.external)).toEqual([9083, 15876, 15871]);
   });
+
+  it("creates the nodes of a 4.0 cluster at once, without waiting for health", () => {
+    for (const c of containers) expect(c.inputs["wait"]).toBeUndefined();
+  });
+});
+
+describe("a three-node Docker cluster of 3.10", async () => {
+  const { mocks } = await runPlatform({ target: "docker", image: "rabbitmq:3.10.8-management", nodes: 3, broker: { version: "3.10.8" } });
+  await drain();
+  const containers = mocks.byType("docker:index/container:Container");
+
+  it("starts its nodes one by one: each container waits for its health check (MQTT client-id Raft before 3.13)", () => {
+    expect(containers).toHaveLength(3);
+    for (const c of containers) expect(c.inputs).toMatchObject({ wait: true, waitTimeout: 300 });
+  });
+});
+
+describe("a three-node Kubernetes cluster of 3.10", async () => {
+  const platform = structuredClone(prodConfig[`${PROJECT}:platform`]) as { image: string; broker: Record<string, unknown> };
+  const { mocks } = await runPlatform({ ...platform, image: "rabbitmq:3.10.8-management", broker: { ...platform.broker, version: "3.10.8" } });
+  await drain();
+
+  it("starts its pods one by one, each once the previous is ready (MQTT client-id Raft before 3.13)", () => {
+    const [sts] = mocks.byType("kubernetes:apps/v1:StatefulSet");
+    expect((sts?.inputs["spec"] as { podManagementPolicy: string }).podManagementPolicy).toBe("OrderedReady");
+  });
 });
 
 describe("two platforms on one Docker host: docker.namePrefix, and a host that caps open files", async () => {
