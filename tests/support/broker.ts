@@ -646,8 +646,8 @@ export async function startCluster(count: number, opts: Omit<StartBrokerOptions,
     started = [];
     for (const nodeName of clusterNodes) {
       const [r] = await Promise.allSettled([start(nodeName)]);
-      started.push(r!);
-      if (r!.status === "rejected") break;
+      started.push(r);
+      if (r.status === "rejected") break;
     }
   } else {
     started = await Promise.allSettled(clusterNodes.map(start));
