@@ -1,19 +1,22 @@
 /**
  * Faults on the three-node `dev` cluster on Docker (E2E_CLUSTER=1): a node killed, a node
- * restarted, a node cut off its network, and every node restarted one by one. During each, a
- * device publishes QoS 1 messages through a surviving node and a service holds a persistent
- * session (clean session false) subscribed to them. After each fault:
- * - the cluster heals: every node running, no partition, every container healthy;
+ * restarted, a node cut off its network for 20 s and for 120 s (past net_ticktime), and every
+ * node restarted one by one. During each, a device publishes QoS 1 messages through a surviving
+ * node and a service holds a persistent session (clean session false) subscribed to them. After
+ * each fault:
+ * - the cluster heals: every container healthy, every node running with no partition and taking
+ *   an MQTT login;
  * - the subscriber, whose node went away, reconnects through a surviving node and finds its
  *   session (session present) and its subscription, without subscribing again;
- * - every message the broker acknowledged to the publisher (PUBACK) is delivered: none lost.
+ * - every message the broker acknowledged to the publisher (PUBACK) is delivered: none lost
+ *   (after a cut, possibly only once the subscriber reconnects: README, Faults).
  * Messages that were not acknowledged may or may not arrive; duplicates are allowed (QoS 1).
  */
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { versionAtLeast } from "../../../core/broker-baseline";
 import { applyStack } from "../../support/apply-stack";
-import { HOST, sleep } from "../../support/clients";
+import { HOST, mqttConnect, sleep } from "../../support/clients";
 import { dockerApi, dockerCall } from "../../support/docker-engine";
 import { waitHealthy } from "../../support/docker-platform";
 import type { BrokerInfo } from "../../support/broker";
@@ -93,7 +96,13 @@ async function connectAny(
   throw new Error(`no node accepted ${clientId}: ${String(lastError)}`);
 }
 
-/** Every node answers, lists all three running and no partition; every container healthy. */
+async function acceptsMqttLogin(n: BrokerInfo, clientId: string): Promise<boolean> {
+  const c = await mqttConnect({ port: n.mqttPort, username: n.adminUsername, password: n.adminPassword, clientId });
+  if (c.ok) c.client.end(true);
+  return c.ok;
+}
+
+/** Every node answers, lists all three running and no partition, and takes an MQTT login; every container healthy. */
 async function waitHealed(timeoutMs = 240_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   await waitHealthy(docker.socketPath, docker.containers, timeoutMs);
@@ -110,7 +119,9 @@ async function waitHealed(timeoutMs = 240_000): Promise<void> {
       }),
     );
     const healed = views.every((v) => v !== undefined && v.length === nodes.length && v.every((x) => x.running && Array.isArray(x.partitions) && x.partitions.length === 0));
-    if (healed) return;
+    // And every node answers CONNECT: on 3.10 a CONNECT registers its client id in a Ra cluster of
+    // all nodes, which refuses ("server unavailable") until it has a leader again.
+    if (healed && (await Promise.all(nodes.map((n, i) => acceptsMqttLogin(n, `heal-probe-${i}`)))).every(Boolean)) return;
     if (Date.now() > deadline) throw new Error(`cluster not healed after ${timeoutMs} ms: ${JSON.stringify(views)}`);
     await sleep(1000);
   }
@@ -122,6 +133,11 @@ interface Run {
   received: Set<string>;
   /** Session-present flags of the subscriber's reconnections. */
   reconnections: { node: number; sessionPresent: boolean }[];
+  /**
+   * Acknowledged messages that had not arrived 60 s after publishing stopped, while the
+   * subscriber stayed connected; stop() then reconnects it once (same session) and waits again.
+   */
+  stalled: number;
   stop(): Promise<void>;
 }
 
@@ -183,23 +199,62 @@ async function startTraffic(label: string, subscriberNode: number, publisherNode
     }
   })();
 
-  return {
+  const missing = () => [...acked.keys()].filter((m) => !received.has(m));
+  const waitForAll = async (ms: number) => {
+    const deadline = Date.now() + ms;
+    while (missing().length > 0 && Date.now() < deadline) await sleep(250);
+  };
+  const run: Run = {
     acked,
     received,
     reconnections,
+    stalled: 0,
     stop: async () => {
       stopping = true;
       await publishing;
       publisher.client.end(true);
       // Let the last acknowledged messages arrive before the subscriber goes.
-      const deadline = Date.now() + 60_000;
-      while ([...acked.keys()].some((m) => !received.has(m)) && Date.now() < deadline) await sleep(250);
+      await waitForAll(60_000);
+      run.stalled = missing().length;
+      if (run.stalled > 0) {
+        // Stuck or lost? Show what the nodes hold, then take the session up again on a fresh
+        // connection: what arrives now was stuck in the session queue, what does not is lost.
+        console.log(`[faults] ${label}: ${run.stalled} acknowledged messages not delivered 60 s after publishing stopped: ${missing().slice(0, 5).join(", ")}...`);
+        await logSessionQueues(label);
+        subscriber.client.end(true);
+        subscriber = await connectAny(subscriber.node + 1, new Set(), "ingest", subscriberId, false, onMessage);
+        reconnections.push({ node: subscriber.node, sessionPresent: subscriber.sessionPresent });
+        await waitForAll(60_000);
+        console.log(`[faults] ${label}: after the subscriber reconnected, ${missing().length} still missing`);
+      }
       subscriber.client.end(true);
     },
   };
+  return run;
 }
 
 const container = (i: number) => docker.containers[i]!;
+
+/** When messages are missing: what each node says of the tenant's queues and their consumers. */
+async function logSessionQueues(label: string): Promise<void> {
+  for (const [i, n] of nodes.entries()) {
+    try {
+      const r = await adminApi(n, "GET", `queues/${encodeURIComponent(TENANT)}`);
+      const names = ((r.body as Record<string, unknown>[] | undefined) ?? []).map((q) => String(q["name"]));
+      const qs = await Promise.all(names.map(async (name) => (await adminApi(n, "GET", `queues/${encodeURIComponent(TENANT)}/${encodeURIComponent(name)}`)).body as Record<string, unknown>));
+      const view = qs.map((q) => ({
+        name: q["name"], type: q["type"], state: q["state"], leader: q["leader"], members: q["members"], online: q["online"],
+        ready: q["messages_ready"], unacked: q["messages_unacknowledged"], consumers: q["consumers"],
+        consumer_details: (q["consumer_details"] as Record<string, unknown>[] | undefined)?.map((c) => ({ tag: c["consumer_tag"], ch: c["channel_details"], active: c["active"], prefetch: c["prefetch_count"] })),
+      }));
+      console.log(`[faults] ${label}: node ${i} sees ${r.status} ${JSON.stringify(view)}`);
+      const conns = await adminApi(n, "GET", `vhosts/${encodeURIComponent(TENANT)}/connections`);
+      console.log(`[faults] ${label}: node ${i} connections ${JSON.stringify(((conns.body as Record<string, unknown>[] | undefined) ?? []).map((c) => ({ name: c["name"], node: c["node"], user: c["user"], client: (c["variable_map"] as Record<string, unknown> | undefined)?.["client_id"] })))}`);
+    } catch (err) {
+      console.log(`[faults] ${label}: node ${i} did not answer: ${String(err)}`);
+    }
+  }
+}
 
 /**
  * Runs traffic across a fault on node `victim` (the subscriber's node) and returns what was
@@ -221,17 +276,21 @@ async function acrossFault(label: string, victim: number, fault: (down: Set<numb
   return { ...run, outage: [...run.acked.values()].filter((t) => t >= from && t <= to).length };
 }
 
-/** Asserts that no acknowledged message was lost; returns the longest pause between two PUBACKs (ms). */
-function expectNoneLost(run: Run & { outage?: number }, label: string): number {
+/**
+ * Asserts that no acknowledged message was lost and, unless `stallAllowed`, that all arrived
+ * without the subscriber reconnecting; returns the longest pause between two PUBACKs (ms).
+ */
+function expectNoneLost(run: Run & { outage?: number }, label: string, stallAllowed = false): number {
   const lost = [...run.acked.keys()].filter((m) => !run.received.has(m));
   const times = [...run.acked.values()].sort((a, b) => a - b);
   const stall = times.reduce((max, t, i) => (i === 0 ? 0 : Math.max(max, t - times[i - 1]!)), 0);
   console.log(
     `[faults] RabbitMQ ${nodes[0]!.version} ${label}: ${run.acked.size} acknowledged (${run.outage ?? "-"} during the fault, longest pause ${stall} ms), ` +
-      `${run.received.size} delivered, ${lost.length} lost; subscriber reconnections ${JSON.stringify(run.reconnections)}`,
+      `${run.received.size} delivered, ${lost.length} lost, ${run.stalled} stalled until the subscriber reconnected; subscriber reconnections ${JSON.stringify(run.reconnections)}`,
   );
   expect(run.acked.size).toBeGreaterThan(50);
   expect(lost).toEqual([]);
+  if (!stallAllowed) expect(run.stalled).toBe(0);
   return stall;
 }
 
@@ -291,17 +350,20 @@ describe.skipIf(nodes.length < 3)(`faults on the three-node dev cluster (RabbitM
     expectNoneLost(run, "restart");
   });
 
-  it("a node cut off the network: the minority pauses, clients move to the majority, nothing acknowledged is lost", async () => {
+  it("a node cut off the network for 20 s: clients move to the majority, nothing acknowledged is lost", async () => {
     const run = await acrossFault("partition", 1, async (down) => {
       down.add(1);
       await dockerCall(docker.socketPath, "POST", `/networks/${docker.network}/disconnect`, { Container: container(1), Force: false });
-      // pause_minority: the cut-off node stops serving once it notices (net_ticktime).
+      // Shorter than the Erlang distribution notices (net_ticktime 60 s: no node goes down, no
+      // partition is declared), longer than quorum queues take to elect a leader on the majority.
       await sleep(20_000);
       await dockerCall(docker.socketPath, "POST", `/networks/${docker.network}/connect`, { Container: container(1), EndpointConfig: { Aliases: [container(1)] } });
     });
     expect(run.reconnections.length).toBeGreaterThan(0);
     for (const r of run.reconnections) expect(r).toMatchObject({ sessionPresent: true });
-    const stall = expectNoneLost(run, "partition");
+    // Seen once in CI on 4.3.6 (README, Faults): after the network came back, nothing more reached
+    // the subscriber on the majority. Delivery after its reconnection is what is required then.
+    const stall = expectNoneLost(run, "partition", true);
     if (versionAtLeast(nodes[0]!, 4, 0)) {
       expect(run.outage).toBeGreaterThan(50);
     } else {
@@ -309,7 +371,40 @@ describe.skipIf(nodes.length < 3)(`faults on the three-node dev cluster (RabbitM
       // back (seen: a 27 s pause for a 20 s cut); nothing acknowledged is lost.
       expect(stall).toBeGreaterThan(15_000);
     }
-  });
+  }, 300_000);
+
+  it("a node cut off for 120 s, past net_ticktime: the cluster declares it down, clients move to the majority, nothing acknowledged is lost", async () => {
+    let declaredDownAfter: number | undefined;
+    const run = await acrossFault("long-cut", 1, async (down) => {
+      down.add(1);
+      await dockerCall(docker.socketPath, "POST", `/networks/${docker.network}/disconnect`, { Container: container(1), Force: false });
+      const cutAt = Date.now();
+      // net_ticktime 60 s: each node declares a silent peer down about 45-75 s into the cut, on
+      // its own clock (seen: the majority after 61-74 s, the cut node its second peer after 87 s).
+      // 3.10 and 4.0 pause the cut node (pause_minority) once it has lost both peers; 4.3 keeps it
+      // running outside Khepri's quorum. The cut lasts 120 s so that the cut node has noticed too:
+      // one ending before leaves Mnesia partitioned after the network is back, which
+      // pause_minority does not heal (README).
+      while (declaredDownAfter === undefined && Date.now() - cutAt < 100_000) {
+        const r = await adminApi(nodes[0]!, "GET", "nodes").catch(() => undefined);
+        const listed = r?.status === 200 ? (r.body as { name: string; running: boolean }[]) : [];
+        if (listed.some((x) => x.name.endsWith(`@${container(1)}`) && !x.running)) declaredDownAfter = Date.now() - cutAt;
+        else await sleep(2000);
+      }
+      await sleep(Math.max(0, cutAt + 120_000 - Date.now()));
+      await dockerCall(docker.socketPath, "POST", `/networks/${docker.network}/connect`, { Container: container(1), EndpointConfig: { Aliases: [container(1)] } });
+    });
+    console.log(`[faults] long-cut: the majority declared node 1 down ${declaredDownAfter ?? "never"} ms into the cut`);
+    expect(declaredDownAfter).toBeDefined();
+    // The cut node's own log file (a tar of /var/log/rabbitmq from the container): before 4.2 it
+    // paused (rabbit_node_monitor's pause_minority), from 4.2 nothing pauses it. No earlier fault
+    // here cuts a node off long enough to pause it.
+    const logs = String((await dockerCall<string>(docker.socketPath, "GET", `/containers/${container(1)}/archive?path=${encodeURIComponent("/var/log/rabbitmq")}`)));
+    expect(logs.includes("Cluster minority/secondary status detected")).toBe(!versionAtLeast(nodes[0]!, 4, 2));
+    expect(run.reconnections.length).toBeGreaterThan(0);
+    for (const r of run.reconnections) expect(r).toMatchObject({ sessionPresent: true });
+    expectNoneLost(run, "long-cut", true);
+  }, 480_000);
 
   it("every node restarted one by one (rolling): the same", async () => {
     const down = new Set<number>();
