@@ -640,9 +640,8 @@ export async function startCluster(count: number, opts: Omit<StartBrokerOptions,
   const clusterNodes = Array.from({ length: count }, (_, i) => `e2e-${tag}-${i}@localhost`);
   const shared = { erlangCookie: randomHex(20).toUpperCase(), adminUsername: `admin-${randomHex(4)}`, adminPassword: randomHex(24), clusterNodes };
   const start = (nodeName: string) => startBroker({ ...opts, member: { ...shared, nodeName } });
-  const [major = 0, minor = 0] = installedVersionText().split(".").map(Number);
   let started: PromiseSettledResult<TestBroker>[];
-  if (clusterStartsOneByOne({ major, minor })) {
+  if (clusterStartsOneByOne(parseVersion(installedVersionText()))) {
     started = [];
     for (const nodeName of clusterNodes) {
       const [r] = await Promise.allSettled([start(nodeName)]);
@@ -675,14 +674,20 @@ const MQTT_READY_TIMEOUT_MS = 90_000;
  * have found each other (seen in CI: a first CONNECT on a loaded machine got no CONNACK in 5 s).
  * Waits until the admin logs in over MQTT on this member, as a client would retry.
  */
+/** Logs the admin in over the node's plain MQTT listener and out again: why it was refused, or undefined. */
+export async function adminMqttLoginRefusal(b: BrokerInfo, clientId: string): Promise<string | undefined> {
+  const c = await mqttConnect({ port: b.mqttPort, username: b.adminUsername, password: b.adminPassword, clientId });
+  if (!c.ok) return c.reason;
+  await endQuietly(c.client);
+  return undefined;
+}
+
 async function waitForMqttLogin(b: TestBroker, clientId: string): Promise<void> {
   if (b.tls !== undefined && !b.tls.plaintext) return;
   const deadline = Date.now() + MQTT_READY_TIMEOUT_MS;
-  let last = "";
   for (;;) {
-    const c = await mqttConnect({ port: b.mqttPort, username: b.adminUsername, password: b.adminPassword, clientId });
-    if (c.ok) return endQuietly(c.client);
-    last = c.reason;
+    const last = await adminMqttLoginRefusal(b, clientId);
+    if (last === undefined) return;
     if (Date.now() > deadline) throw new Error(`startCluster: ${b.nodeName} never accepted an MQTT login in ${MQTT_READY_TIMEOUT_MS} ms (last: ${last})`);
     await sleep(500);
   }

@@ -16,10 +16,10 @@ import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { versionAtLeast } from "../../../core/broker-baseline";
 import { applyStack } from "../../support/apply-stack";
-import { HOST, mqttConnect, sleep } from "../../support/clients";
+import { HOST, sleep } from "../../support/clients";
 import { dockerApi, dockerCall } from "../../support/docker-engine";
 import { waitHealthy } from "../../support/docker-platform";
-import type { BrokerInfo } from "../../support/broker";
+import { adminMqttLoginRefusal, type BrokerInfo } from "../../support/broker";
 import { adminApi } from "../../support/management";
 import type { StackRunResult } from "../../support/run-stack";
 
@@ -96,12 +96,6 @@ async function connectAny(
   throw new Error(`no node accepted ${clientId}: ${String(lastError)}`);
 }
 
-async function acceptsMqttLogin(n: BrokerInfo, clientId: string): Promise<boolean> {
-  const c = await mqttConnect({ port: n.mqttPort, username: n.adminUsername, password: n.adminPassword, clientId });
-  if (c.ok) c.client.end(true);
-  return c.ok;
-}
-
 /** Every node answers, lists all three running and no partition, and takes an MQTT login; every container healthy. */
 async function waitHealed(timeoutMs = 240_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -121,7 +115,7 @@ async function waitHealed(timeoutMs = 240_000): Promise<void> {
     const healed = views.every((v) => v !== undefined && v.length === nodes.length && v.every((x) => x.running && Array.isArray(x.partitions) && x.partitions.length === 0));
     // And every node answers CONNECT: on 3.10 a CONNECT registers its client id in a Ra cluster of
     // all nodes, which refuses ("server unavailable") until it has a leader again.
-    if (healed && (await Promise.all(nodes.map((n, i) => acceptsMqttLogin(n, `heal-probe-${i}`)))).every(Boolean)) return;
+    if (healed && (await Promise.all(nodes.map((n, i) => adminMqttLoginRefusal(n, `heal-probe-${i}`)))).every((r) => r === undefined)) return;
     if (Date.now() > deadline) throw new Error(`cluster not healed after ${timeoutMs} ms: ${JSON.stringify(views)}`);
     await sleep(1000);
   }
