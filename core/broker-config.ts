@@ -11,10 +11,16 @@
  * - `mqtt.ssl_cert_client_id_from = distinguished_name` from 4.0 (in the 4.0.5 and 4.3.6
  *   schemas): a client with a verified certificate must use the certificate's subject DN as its
  *   client id, so no device can take over or use another device's session by choosing its id.
+ * - token sign-in (`tokens`): the OAuth 2 backend is `rabbit_auth_backend_oauth2` in 3.10's
+ *   `auth_backends` and `oauth2` from 4.0; `auth_oauth2.verify_aud` exists from 4.0 and
+ *   `auth_oauth2.require_exp` from 4.3 (read from each release's schema). A token without an
+ *   audience is refused on every release (seen), but 3.10 and 4.0 take a token without expiry and
+ *   no release checks `nbf`: only the token issuer, which holds the signing key, can be relied on to
+ *   set `exp` and no `nbf` (tests/e2e/token-scopes.e2e.test.ts).
  * Deployment targets adapt only what they must (bind address, paths) through RenderOptions.
  */
 import { securityBaseline, versionAtLeast, type BrokerVersion } from "./broker-baseline";
-import type { BrokerModel } from "./platform-config";
+import type { BrokerModel, TokensModel } from "./platform-config";
 import { connectionMax } from "./tuning";
 
 export interface RenderOptions {
@@ -41,6 +47,11 @@ export interface RenderOptions {
    * (then a broker without TLS can be rendered, e.g. by tests that look at authorization only).
    */
   readonly tls?: TlsFiles;
+  /**
+   * Where the broker finds each token signing key's public key (PEM), by key id. Required when
+   * the model has `tokens`: every key id listed there.
+   */
+  readonly tokenKeyFiles?: Readonly<Record<string, string>>;
 }
 
 export interface TlsFiles {
@@ -88,6 +99,12 @@ export const TLS_CIPHERS = [
 export const CONTAINER_CONFIG_DIR = "/etc/rabbitmq/rabbitmq-mqtt.d";
 export const CONTAINER_CONFIG_FILE = `${CONTAINER_CONFIG_DIR}/10-rendered.conf`;
 
+/** Where container targets put the token signing keys' public keys: `<dir>/<key id>.pem`. */
+export const CONTAINER_TOKEN_KEYS_DIR = "/etc/rabbitmq/oauth2";
+export function containerTokenKeyFiles(keyIds: readonly string[]): Record<string, string> {
+  return Object.fromEntries(keyIds.map((id) => [id, `${CONTAINER_TOKEN_KEYS_DIR}/${id}.pem`]));
+}
+
 export interface RenderedBrokerFiles {
   /** Holds the admin password: deploy it as a secret. */
   readonly rabbitmqConf: string;
@@ -114,6 +131,7 @@ export function renderRabbitmqConf(model: BrokerModel, opts: RenderOptions): str
     ],
     ["Listeners", listenerLines(model, opts)],
     ...(opts.tls !== undefined ? ([["TLS: peer verification, versions, ciphers, certificate login", tlsLines(model, opts.tls)]] as [string, string[]][]) : []),
+    ...(model.tokens !== undefined ? ([["Token sign-in for apps: the OAuth 2 backend beside the internal one", tokenLines(model, model.tokens, opts.tokenKeyFiles)]] as [string, string[]][]) : []),
     [
       "Resource alarms",
       [
@@ -262,6 +280,31 @@ function tlsLines(model: BrokerModel, files: TlsFiles): string[] {
     // identity the session queues of exactly that client id (core/permissions.ts).
     ...(versionAtLeast(model.version, 4, 0) ? ["mqtt.ssl_cert_client_id_from = distinguished_name"] : []),
   ];
+}
+
+/**
+ * The internal backend stays first: services, gateways and certificate devices log in as before.
+ * A login it refuses (an app's token is no user's password) goes to the OAuth 2 backend, which
+ * takes the token from the password field and ignores the username. Keys are read from files at
+ * boot (no JWKS fetch). No `default_key` is rendered; a token without a `kid` is still verified
+ * against the keys in force on every release (seen), and one signed by any other key is refused.
+ */
+function tokenLines(model: BrokerModel, tokens: TokensModel, keyFiles: Readonly<Record<string, string>> | undefined): string[] {
+  const lines = [
+    "auth_backends.1 = internal",
+    `auth_backends.2 = ${versionAtLeast(model.version, 4, 0) ? "oauth2" : "rabbit_auth_backend_oauth2"}`,
+    `auth_oauth2.resource_server_id = ${tokens.resourceServerId}`,
+  ];
+  for (const id of tokens.signingKeyIds) {
+    const file = keyFiles?.[id];
+    if (file === undefined) throw new Error(`no public key file for token signing key '${id}'`);
+    if (!/^[A-Za-z0-9._/-]+$/.test(file)) throw new Error("token key file paths must be plain paths (rabbitmq.conf has no quoting)");
+    lines.push(`auth_oauth2.signing_keys.${id} = ${file}`);
+  }
+  lines.push(`auth_oauth2.algorithms.1 = ${tokens.algorithm}`);
+  if (versionAtLeast(model.version, 4, 0)) lines.push("auth_oauth2.verify_aud = true");
+  if (versionAtLeast(model.version, 4, 3)) lines.push("auth_oauth2.require_exp = true");
+  return lines;
 }
 
 export function renderEnabledPlugins(model: BrokerModel): string {

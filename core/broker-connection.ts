@@ -23,6 +23,12 @@ export const PLATFORM_OUTPUTS = {
   certificateLoginFrom: "certificateLoginFrom",
 } as const;
 
+/** Outputs of a tenant stack that the platform stack reads through a StackReference. */
+export const TENANT_OUTPUTS = {
+  /** `{ tenant, vhost, apps }`: the tenant's token apps as validated, for the platform's token issuer. */
+  tokenApps: "tokenApps",
+} as const;
+
 const urlSchema = z
   .string({ error: "must be a string" })
   .refine(
@@ -37,7 +43,8 @@ const urlSchema = z
     { error: "must be an http:// or https:// URL of the management API without credentials, e.g. https://rabbitmq.example.com:15671" },
   );
 
-const STACK_REF_PATTERN = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
+/** A StackReference name: `<organization>/<project>/<stack>`. */
+export const STACK_REF_PATTERN = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
 
 export const brokerConnectionSchema = z.union(
   [

@@ -61,3 +61,9 @@ export function assertName(value: string, what: string): void {
 export function escapeRegex(literal: string): string {
   return literal.replace(/[\\^$.|?*+()[\]{}\-/#:]/g, "\\$&");
 }
+
+/**
+ * An OAuth 2 resource server id: it prefixes every scope (`<id>.read:<vhost>/...`), so a `.`,
+ * `:`, `/` or wildcard in it would change how the broker splits scopes.
+ */
+export const RESOURCE_SERVER_ID_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;

@@ -18,7 +18,9 @@ import {
   type KeySpec,
   type Validity,
 } from "./pki-config";
-import { NAME_PATTERN, NAME_RULE } from "./names";
+import { STACK_REF_PATTERN } from "./broker-connection";
+import { NAME_PATTERN, NAME_RULE, RESOURCE_SERVER_ID_PATTERN } from "./names";
+import { httpsUrl } from "./token-apps";
 import { TUNING_PROFILES, tuningFor, type Tuning } from "./tuning";
 
 export const PLATFORM_KEY = "platform";
@@ -62,6 +64,71 @@ const DEFAULT_LISTENERS = {
   amqps: null,
   tenantMqtts: [],
 };
+
+/** A pinned image: a tag other than `latest`, or a digest. */
+const IMAGE_PATTERN = /^[a-z0-9][a-z0-9._/-]*(?::[A-Za-z0-9._-]+)?(?:@sha256:[a-f0-9]{64})?$/;
+function isPinnedImage(i: string): boolean {
+  return i.includes("@sha256:") || (/:[^/]+$/.test(i) && !i.endsWith(":latest"));
+}
+
+/** The token issuer's port in its container, and by default on the host and the Service. */
+export const DEFAULT_ISSUER_PORT = 8443;
+
+/** JWT signature algorithms the broker accepts for app tokens: pinned, never taken from the token. */
+export const TOKEN_ALGORITHMS = ["RS256"] as const;
+export type TokenAlgorithm = (typeof TOKEN_ALGORITHMS)[number];
+/** The OAuth 2 backend's plugin, enabled when `tokens` is set. */
+export const OAUTH2_PLUGIN = "rabbitmq_auth_backend_oauth2";
+/**
+ * A signing key's id (the token header's `kid`): it names a file and a rabbitmq.conf key
+ * (`auth_oauth2.signing_keys.<id>`), so lower-case letters, digits, `-` and `_` only.
+ */
+export const TOKEN_KEY_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+const tokensSchema = z.strictObject({
+  resourceServerId: z
+    .string({ error: "must be a string such as rabbitmq" })
+    .regex(RESOURCE_SERVER_ID_PATTERN, { error: "must be 1-64 of a-z 0-9 _ -, starting with a letter (it prefixes every scope), e.g. rabbitmq" })
+    .default("rabbitmq"),
+  /**
+   * Ids of the token issuer's signing keys, newest first: the first signs new tokens, and the
+   * broker accepts tokens signed with any of them. Rotation: put a new id first, `pulumi up`,
+   * wait one token lifetime, then drop the old id.
+   */
+  signingKeys: z
+    .array(z.string({ error: "must be a key id such as k1" }).regex(TOKEN_KEY_ID_PATTERN, { error: "must be a key id: 1-32 of a-z 0-9 _ -, e.g. k1" }), { error: "must be a list of key ids, newest first, e.g. [k2, k1]" })
+    .min(1, { error: "list at least one key id, e.g. [k1]" })
+    .max(3, { error: "list at most 3 key ids: the one that signs and those still in force during a rotation" }),
+  algorithm: z.enum(TOKEN_ALGORITHMS, { error: `must be one of: ${TOKEN_ALGORITHMS.join(", ")}` }).default("RS256"),
+  /**
+   * The token issuer this stack deploys (issuer/): a container on Docker, a Deployment and a
+   * Service on Kubernetes, signing with the first key. Absent: no issuer is deployed.
+   */
+  issuer: z
+    .strictObject({
+      /**
+       * The issuer's image. Docker: absent builds it from this package (issuer/Dockerfile).
+       * Kubernetes: required, pinned: the image you built from issuer/Dockerfile and pushed.
+       */
+      image: z
+        .string({ error: "must be an image reference such as registry.example.com/token-issuer:0.1.0" })
+        .regex(IMAGE_PATTERN, { error: "must be an image reference such as registry.example.com/token-issuer:0.1.0" })
+        .refine(isPinnedImage, { error: "must be pinned: a version tag (not latest) or a digest" })
+        .optional(),
+      /** The URL apps call, written into each broker token's `iss`. Docker default: https://<publishAddress>:<port>. */
+      url: httpsUrl.optional(),
+      /** Docker: the host port it is published on; Kubernetes: the Service's port. */
+      port: z.number({ error: "must be a port number" }).int({ error: "must be a port number" }).min(1).max(65535, { error: "must be a port number" }).default(DEFAULT_ISSUER_PORT),
+      /** Kubernetes: how many replicas (it keeps no state, so any number serve alike). */
+      replicas: z.number({ error: "must be a whole number" }).int({ error: "must be a whole number" }).min(2, { error: "must be at least 2: one replica is a single point of failure for every sign-in" }).max(50).default(2),
+      /**
+       * The tenant stacks whose token apps it serves, as StackReference names
+       * (`<org>/<project>/<stack>`): each one's output `tokenApps`.
+       */
+      tenantStacks: z.array(z.string({ error: "must be a stack name such as organization/rabbitmq-mqtt/acme" }).regex(STACK_REF_PATTERN, { error: "must be <organization>/<project>/<stack>, e.g. organization/rabbitmq-mqtt/acme" })).default([]),
+    })
+    .optional(),
+});
 
 export const brokerConfigSchema = z.strictObject({
   /** The RabbitMQ version the image runs; rendering depends on it. */
@@ -123,6 +190,12 @@ export const brokerConfigSchema = z.strictObject({
       expectedConnections: z.number().int({ error: "must be a whole number" }).min(1, { error: "must be at least 1" }).max(2_000_000, { error: "must be at most 2000000" }).default(10_000),
     })
     .default({ profile: "default", expectedConnections: 10_000 }),
+  /**
+   * Token sign-in for apps: RabbitMQ's OAuth 2 backend beside the internal one, verifying the
+   * token issuer's signatures with its public keys (rendered as files; no key fetched at run
+   * time). Absent: no token is accepted.
+   */
+  tokens: tokensSchema.optional(),
 });
 
 export type BrokerConfigInput = z.input<typeof brokerConfigSchema>;
@@ -153,6 +226,25 @@ export interface BrokerModel {
   readonly diskFreeLimitMiB: number;
   readonly mqttSessionExpirySeconds: number;
   readonly tuning: Tuning;
+  readonly tokens?: TokensModel;
+}
+
+export interface TokensModel {
+  readonly resourceServerId: string;
+  /** Newest first: the first signs, all are accepted. */
+  readonly signingKeyIds: readonly string[];
+  readonly algorithm: TokenAlgorithm;
+  readonly issuer?: TokenIssuerModel;
+}
+
+export interface TokenIssuerModel {
+  /** Absent on Docker: built from this package. */
+  readonly image?: string;
+  /** Absent on Docker: https://<publishAddress>:<port>, set by parsePlatformConfig. */
+  readonly url?: string;
+  readonly port: number;
+  readonly replicas: number;
+  readonly tenantStacks: readonly string[];
 }
 
 /** Validates the broker part of the platform config (`keyPrefix`, e.g. `platform.broker`). */
@@ -187,6 +279,16 @@ export function parseBrokerConfig(raw: unknown, keyPrefix = `${PLATFORM_KEY}.bro
   claim(l.managementHttps, `${keyPrefix}.listeners.managementHttps`);
   if (l.amqps !== null) claim(l.amqps, `${keyPrefix}.listeners.amqps`);
   l.tenantMqtts.forEach((p, i) => claim(p, `${keyPrefix}.listeners.tenantMqtts[${i}]`));
+  c.tokens?.issuer?.tenantStacks.forEach((t, i, all) => {
+    if (all.indexOf(t) !== i) issues.push({ key: `${keyPrefix}.tokens.issuer.tenantStacks[${i}]`, message: `stack '${t}' is listed twice` });
+  });
+  const issuerPort = c.tokens?.issuer?.port;
+  if (issuerPort !== undefined && used.has(issuerPort)) {
+    issues.push({ key: `${keyPrefix}.tokens.issuer.port`, message: `port ${issuerPort} is already used by ${used.get(issuerPort)}; the issuer needs its own port` });
+  }
+  c.tokens?.signingKeys.forEach((k, i, all) => {
+    if (all.indexOf(k) !== i) issues.push({ key: `${keyPrefix}.tokens.signingKeys[${i}]`, message: `key id '${k}' is listed twice; each key needs its own id` });
+  });
   if (issues.length > 0) throw new ConfigError(issues);
   const version = parseBrokerVersion(c.version);
   if (version === undefined) throw new ConfigError([{ key: `${keyPrefix}.version`, message: "must be x.y.z" }]);
@@ -196,19 +298,20 @@ export function parseBrokerConfig(raw: unknown, keyPrefix = `${PLATFORM_KEY}.bro
     listeners: c.listeners,
     plaintextListeners: c.plaintextListeners,
     tls: { versions: [...new Set(c.tls.versions)], certificateLogin: c.tls.certificateLogin, certificateLoginFrom: c.tls.certificateLoginFrom },
-    plugins: [...new Set([...BASE_PLUGINS, ...c.plugins])],
+    plugins: [...new Set([...BASE_PLUGINS, ...(c.tokens !== undefined ? [OAUTH2_PLUGIN] : []), ...c.plugins])],
     memoryHighWatermark: c.memoryHighWatermark,
     diskFreeLimitMiB: c.diskFreeLimitMiB,
     mqttSessionExpirySeconds: c.mqttSessionExpirySeconds,
     tuning: tuningFor(c.tuning),
+    ...(c.tokens !== undefined
+      ? { tokens: { resourceServerId: c.tokens.resourceServerId, signingKeyIds: c.tokens.signingKeys, algorithm: c.tokens.algorithm, ...(c.tokens.issuer !== undefined ? { issuer: c.tokens.issuer } : {}) } }
+      : {}),
   };
 }
 
 export const PLATFORM_TARGETS = ["docker", "kubernetes"] as const;
 export type PlatformTarget = (typeof PLATFORM_TARGETS)[number];
 
-/** A pinned image: a tag other than `latest`, or a digest. */
-const IMAGE_PATTERN = /^[a-z0-9][a-z0-9._/-]*(?::[A-Za-z0-9._-]+)?(?:@sha256:[a-f0-9]{64})?$/;
 
 /** Subject attribute text: printable, no control characters (it ends up in login names and logs). */
 const subjectText = z
@@ -306,7 +409,7 @@ export const platformConfigSchema = z.strictObject({
   image: z
     .string({ error: "must be an image reference such as rabbitmq:4.0.9-management" })
     .regex(IMAGE_PATTERN, { error: "must be an image reference such as rabbitmq:4.0.9-management" })
-    .refine((i) => i.includes("@sha256:") || (/:[^/]+$/.test(i) && !i.endsWith(":latest")), {
+    .refine(isPinnedImage, {
       error: "must be pinned: a version tag (not latest) or a digest, so every node runs the version rendered for",
     }),
   nodes: z.number().int({ error: "must be a whole number" }).min(1, { error: "must be at least 1" }).max(9, { error: "must be at most 9" }).default(1),
@@ -423,7 +526,16 @@ export function parsePlatformConfig(raw: unknown): PlatformModel {
   if (c.target === "kubernetes" && (c.nodes < 3 || c.nodes % 2 === 0)) {
     issues.push({ key: `${PLATFORM_KEY}.nodes`, message: `is ${c.nodes}; production on Kubernetes needs an odd number of at least 3 (quorum survives one node)` });
   }
+  const issuer = broker.tokens?.issuer;
+  if (issuer !== undefined && c.target === "kubernetes") {
+    if (issuer.image === undefined) issues.push({ key: `${PLATFORM_KEY}.broker.tokens.issuer.image`, message: "required on kubernetes: the image you built from issuer/Dockerfile and pushed, pinned, e.g. registry.example.com/token-issuer:0.1.0" });
+    if (issuer.url === undefined) issues.push({ key: `${PLATFORM_KEY}.broker.tokens.issuer.url`, message: "required on kubernetes: the https URL apps reach the issuer at (your Ingress or load balancer), e.g. https://tokens.example.com" });
+  }
   if (issues.length > 0) throw new ConfigError(issues);
+  if (issuer !== undefined && issuer.url === undefined && broker.tokens !== undefined) {
+    const host = c.docker.publishAddress === "0.0.0.0" ? "127.0.0.1" : c.docker.publishAddress;
+    broker = { ...broker, tokens: { ...broker.tokens, issuer: { ...issuer, url: `https://${host}:${issuer.port}` } } };
+  }
   const k = c.kubernetes;
   return {
     target: c.target,

@@ -18,6 +18,7 @@ import {
   type CompiledPermissions,
 } from "./permissions";
 import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from "./roles";
+import { buildTokenApps, tokenAppsSchema, type TokenApp } from "./token-apps";
 import {
   bindFilter,
   filterWithin,
@@ -175,6 +176,11 @@ export const tenantConfigSchema = z.strictObject({
     })
     .default({ key: DEFAULT_KEY, ...DEFAULT_CLIENT_CERTIFICATES, subject: {} }),
   identities: z.array(identitySchema).min(1, { error: "declare at least one identity" }),
+  /**
+   * Apps whose end users sign in with tokens (core/token-apps.ts): no broker user and no Pulumi
+   * resource per end user; the platform's token issuer serves them (platform.broker.tokens.issuer).
+   */
+  apps: tokenAppsSchema,
 });
 
 export type TenantConfigInput = z.input<typeof tenantConfigSchema>;
@@ -220,6 +226,13 @@ export interface TenantModel {
   readonly portMappings: Readonly<Record<string, string>>;
   readonly certificates: { readonly key: KeySpec } & Validity;
   readonly identities: readonly IdentityModel[];
+  /** Token apps, validated. */
+  readonly apps: readonly TokenApp[];
+  /**
+   * The same apps as config, defaults filled in: what the tenant stack exports for the platform's
+   * token issuer, whose file takes this form and validates it again (stacks/tenant.ts).
+   */
+  readonly appsConfig: z.output<typeof tokenAppsSchema>;
 }
 
 /** Parses and validates raw stack config. Throws ConfigError listing every problem. */
@@ -376,6 +389,8 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel
     portMappings,
     certificates: { key: cfg.certificates.key, validityHours: cfg.certificates.validityHours, earlyRenewalHours: cfg.certificates.earlyRenewalHours },
     identities,
+    apps: buildTokenApps(cfg.apps, `${TENANT_KEY}.apps`, issues),
+    appsConfig: cfg.apps,
   };
 }
 

@@ -10,8 +10,9 @@
  */
 import { REGEX_END, TOPIC_LEVEL_PATTERN, TOPIC_LEVEL_RULE, escapeRegex } from "./names";
 
+/** Placeholders of identity grants; token apps have their own (core/token-scopes.ts). */
 export const PLACEHOLDERS = ["identity", "user", "tenant"] as const;
-export type Placeholder = (typeof PLACEHOLDERS)[number];
+export type Placeholder = (typeof PLACEHOLDERS)[number] | "client";
 
 export type FilterLevel =
   | { kind: "literal"; value: string }
@@ -25,8 +26,11 @@ export const MAX_TOPIC_LEVELS = 32;
 
 export class TopicFilterError extends Error {}
 
-/** Parses a grant written in MQTT terms, e.g. `client/{identity}/+`. Throws TopicFilterError. */
-export function parseTopicFilter(text: string): TopicFilter {
+/**
+ * Parses a grant written in MQTT terms, e.g. `client/{identity}/+`, allowing the placeholders in
+ * `allowed`. Throws TopicFilterError.
+ */
+export function parseTopicFilter(text: string, allowed: readonly Placeholder[] = PLACEHOLDERS): TopicFilter {
   if (text.length === 0) throw new TopicFilterError("a topic filter cannot be empty");
   const parts = text.split("/");
   if (parts.length > MAX_TOPIC_LEVELS) {
@@ -41,9 +45,9 @@ export function parseTopicFilter(text: string): TopicFilter {
     const placeholder = /^\{([^{}]*)\}$/.exec(part);
     if (placeholder) {
       const name = placeholder[1] ?? "";
-      if (!(PLACEHOLDERS as readonly string[]).includes(name)) {
+      if (!(allowed as readonly string[]).includes(name)) {
         throw new TopicFilterError(
-          `unknown placeholder '{${name}}' (known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(", ")})`,
+          `unknown placeholder '{${name}}' (known: ${allowed.map((p) => `{${p}}`).join(", ")})`,
         );
       }
       return { kind: "placeholder", name: name as Placeholder };
@@ -66,7 +70,7 @@ export function placeholdersOf(filter: TopicFilter): Placeholder[] {
   return filter.flatMap((l) => (l.kind === "placeholder" ? [l.name] : []));
 }
 
-export type PlaceholderValues = Readonly<Record<Placeholder, string | undefined>>;
+export type PlaceholderValues = Readonly<Partial<Record<Placeholder, string>>>;
 
 /** Replaces placeholders with an identity's (validated) values. */
 export function bindFilter(filter: TopicFilter, values: PlaceholderValues): TopicFilter {

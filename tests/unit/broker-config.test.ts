@@ -187,6 +187,50 @@ describe("renderRabbitmqConf", () => {
   });
 });
 
+describe("token sign-in (broker.tokens), per release", () => {
+  const tokens = { signingKeys: ["k2", "k1"] };
+  const keyFiles = { k1: "/etc/rabbitmq/oauth2/k1.pem", k2: "/etc/rabbitmq/oauth2/k2.pem" };
+  const section = (version: string) => {
+    const conf = renderRabbitmqConf(model({ version, tokens }), { ...secrets, tokenKeyFiles: keyFiles });
+    return lines(conf.slice(conf.indexOf("## Token sign-in")).split("\n## ").slice(0, 1).join(""));
+  };
+  const common = [
+    "auth_backends.1 = internal",
+    "auth_oauth2.resource_server_id = rabbitmq",
+    "auth_oauth2.signing_keys.k2 = /etc/rabbitmq/oauth2/k2.pem",
+    "auth_oauth2.signing_keys.k1 = /etc/rabbitmq/oauth2/k1.pem",
+    "auth_oauth2.algorithms.1 = RS256",
+  ];
+
+  it("3.10: the backend by its module name; no verify_aud or require_exp in its schema", () => {
+    expect(section("3.10.8")).toEqual([common[0], "auth_backends.2 = rabbit_auth_backend_oauth2", ...common.slice(1)]);
+  });
+
+  it("4.0: the backend as oauth2, the audience verified", () => {
+    expect(section("4.0.5")).toEqual([common[0], "auth_backends.2 = oauth2", ...common.slice(1), "auth_oauth2.verify_aud = true"]);
+  });
+
+  it("4.3: and the expiry required", () => {
+    expect(section("4.3.6")).toEqual([common[0], "auth_backends.2 = oauth2", ...common.slice(1), "auth_oauth2.verify_aud = true", "auth_oauth2.require_exp = true"]);
+  });
+
+  it("never renders a default key, a JWKS address or scope variables: tokens name their key and carry literal scopes", () => {
+    const conf = renderRabbitmqConf(model({ version: "4.3.6", tokens }), { ...secrets, tokenKeyFiles: keyFiles });
+    expect(conf).not.toMatch(/default_key|jwks|issuer|scope_aliases|preferred_username/);
+  });
+
+  it("enables the OAuth 2 plugin with tokens, and neither the plugin nor any auth_oauth2 key without", () => {
+    expect(model({ tokens }).plugins).toContain("rabbitmq_auth_backend_oauth2");
+    expect(model().plugins).not.toContain("rabbitmq_auth_backend_oauth2");
+    expect(renderRabbitmqConf(model(), secrets)).not.toMatch(/auth_oauth2|auth_backends/);
+  });
+
+  it("refuses to render without a key file for every key id, or with a path rabbitmq.conf cannot hold", () => {
+    expect(() => renderRabbitmqConf(model({ tokens }), { ...secrets, tokenKeyFiles: { k2: keyFiles.k2 } })).toThrow("no public key file for token signing key 'k1'");
+    expect(() => renderRabbitmqConf(model({ tokens }), { ...secrets, tokenKeyFiles: { ...keyFiles, k1: "/etc/rabbit mq/k1.pem" } })).toThrow(/plain paths/);
+  });
+});
+
 describe("connection caps: what a flood may take of the node's open files", () => {
   it.each([
     [65536, 63897],
@@ -287,6 +331,16 @@ describe("parseBrokerConfig: bad input names the key", () => {
     [{ version: "4.0.9", mqttSessionExpirySeconds: 1 }, "platform.broker.mqttSessionExpirySeconds: must be at least 60"],
     [{ version: "4.0.9", tuning: { profile: "huge" } }, "platform.broker.tuning.profile: must be one of: default, large-fleet"],
     [{ version: "4.0.9", tuning: { expectedConnections: 0 } }, "platform.broker.tuning.expectedConnections: must be at least 1"],
+    [{ version: "4.0.9", tokens: {} }, "platform.broker.tokens.signingKeys: must be a list of key ids, newest first, e.g. [k2, k1]"],
+    [{ version: "4.0.9", tokens: { signingKeys: [] } }, "platform.broker.tokens.signingKeys: list at least one key id, e.g. [k1]"],
+    [{ version: "4.0.9", tokens: { signingKeys: ["k3", "k2", "k1", "k0"] } }, "platform.broker.tokens.signingKeys: list at most 3 key ids: the one that signs and those still in force during a rotation"],
+    [{ version: "4.0.9", tokens: { signingKeys: ["K1"] } }, "platform.broker.tokens.signingKeys[0]: must be a key id: 1-32 of a-z 0-9 _ -, e.g. k1"],
+    [{ version: "4.0.9", tokens: { signingKeys: ["k1/../x"] } }, "platform.broker.tokens.signingKeys[0]: must be a key id: 1-32 of a-z 0-9 _ -, e.g. k1"],
+    [{ version: "4.0.9", tokens: { signingKeys: ["k2", "k1", "k2"] } }, "platform.broker.tokens.signingKeys[2]: key id 'k2' is listed twice; each key needs its own id"],
+    [{ version: "4.0.9", tokens: { signingKeys: ["k1"], resourceServerId: "rabbit.mq" } }, "platform.broker.tokens.resourceServerId: must be 1-64 of a-z 0-9 _ -, starting with a letter (it prefixes every scope), e.g. rabbitmq"],
+    [{ version: "4.0.9", tokens: { signingKeys: ["k1"], resourceServerId: "*" } }, "platform.broker.tokens.resourceServerId: must be 1-64 of a-z 0-9 _ -, starting with a letter (it prefixes every scope), e.g. rabbitmq"],
+    [{ version: "4.0.9", tokens: { signingKeys: ["k1"], algorithm: "HS256" } }, "platform.broker.tokens.algorithm: must be one of: RS256"],
+    [{ version: "4.0.9", tokens: { signingKeys: ["k1"], jwksUrl: "https://idp.example.com/jwks" } }, "platform.broker.tokens: Unrecognized key: \"jwksUrl\""],
   ])("%j", (raw, message) => {
     expect(keys(raw)).toEqual([message]);
   });
