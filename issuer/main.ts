@@ -1,0 +1,4 @@
+/** The entry point the issuer image bundles (issuer/Dockerfile): `node server.js`. */
+import { run } from "./server";
+
+run();
