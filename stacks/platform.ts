@@ -13,6 +13,9 @@ import { parseJsonConfig, rawConfig } from "./config";
 import { DockerBroker, nodeHost } from "../components/platform/docker-broker";
 import { KubernetesBroker, kubernetesServiceNames } from "../components/platform/kubernetes-broker";
 import { PlatformPki } from "../components/pki/platform-pki";
+import { TokenSigningKeys } from "../components/platform/token-keys";
+import { DockerTokenIssuer, KubernetesTokenIssuer, issuerCertificateNames } from "../components/platform/token-issuer";
+import { TENANT_OUTPUTS } from "../core/broker-connection";
 
 /** The component name of the broker; its node and Service names go into the certificate. */
 const BROKER_NAME = "rabbitmq";
@@ -60,13 +63,19 @@ function brokerCertificateNames(model: PlatformModel): CertificateNames {
 
 export function platformStack() {
   const { model, importedCa } = validatePlatformStack();
+  const tokens = model.broker.tokens;
+  const issuerUrl = tokens?.issuer?.url;
   const pki = new PlatformPki("pki", {
     pki: model.pki,
     brokerNames: brokerCertificateNames(model),
+    ...(issuerUrl !== undefined ? { tokenIssuerNames: issuerCertificateNames(model, issuerUrl) } : {}),
     ...(importedCa !== undefined ? { importedCa: { certPem: importedCa.certPem, privateKeyPem: pulumi.secret(importedCa.privateKeyPem) } } : {}),
   });
   const tls = { caCertPem: pki.root.certPem, certPem: pki.broker.chainPem, privateKeyPem: pki.broker.privateKeyPem, verifyDepth: pki.verifyDepth };
-  const broker = model.target === "docker" ? new DockerBroker(BROKER_NAME, { model, tls }) : new KubernetesBroker(BROKER_NAME, { model, tls });
+  const tokenKeys = tokens !== undefined ? new TokenSigningKeys("token-keys", { tokens }) : undefined;
+  const brokerArgs = { model, tls, ...(tokenKeys !== undefined ? { tokenKeys: tokenKeys.publicKeys } : {}) };
+  const broker = model.target === "docker" ? new DockerBroker(BROKER_NAME, brokerArgs) : new KubernetesBroker(BROKER_NAME, brokerArgs);
+  const tokenIssuer = deployTokenIssuer(model, tokenKeys, pki, broker);
   return {
     [PLATFORM_OUTPUTS.managementUrl]: broker.managementUrl,
     [PLATFORM_OUTPUTS.adminUsername]: broker.adminUsername,
@@ -77,5 +86,45 @@ export function platformStack() {
     mqttEndpoints: broker.mqttEndpoints,
     brokerVersion: model.broker.versionText,
     tuningNotApplied: broker.tuningGaps,
+    // What an app developer or a tenant's issuer needs to know of token sign-in; the private keys are not exported.
+    tokens:
+      tokens !== undefined && tokenKeys !== undefined
+        ? {
+            resourceServerId: tokens.resourceServerId,
+            algorithm: tokens.algorithm,
+            signingKeyId: tokenKeys.signing.id,
+            publicKeysPem: Object.fromEntries(tokenKeys.publicKeys.map((k) => [k.id, k.publicKeyPem])),
+            ...(tokenIssuer !== undefined ? { issuerUrl: tokenIssuer.url } : {}),
+          }
+        : undefined,
   };
+}
+
+/**
+ * The token issuer, when `platform.broker.tokens.issuer` is set: it signs with the first key and
+ * serves the token apps of the tenant stacks it lists (each one's output `tokenApps`).
+ */
+function deployTokenIssuer(
+  model: PlatformModel,
+  keys: TokenSigningKeys | undefined,
+  pki: PlatformPki,
+  broker: DockerBroker | KubernetesBroker,
+): DockerTokenIssuer | KubernetesTokenIssuer | undefined {
+  const tokens = model.broker.tokens;
+  const issuer = tokens?.issuer;
+  const url = issuer?.url;
+  const cert = pki.tokenIssuer;
+  if (tokens === undefined || issuer === undefined || url === undefined || keys === undefined || cert === undefined) return undefined;
+  const tenantStacks = pulumi.all(
+    Object.fromEntries(issuer.tenantStacks.map((stack) => [stack, new pulumi.StackReference(stack).requireOutput(TENANT_OUTPUTS.tokenApps)])),
+  );
+  const args = {
+    model,
+    tokens: { ...tokens, issuer: { ...issuer, url } },
+    signing: keys.signing,
+    tenantStacks,
+    tls: { certPem: cert.chainPem, privateKeyPem: cert.privateKeyPem },
+    ...(broker instanceof DockerBroker ? { network: broker.network } : { namespace: broker.namespace }),
+  };
+  return model.target === "docker" ? new DockerTokenIssuer("token-issuer", args) : new KubernetesTokenIssuer("token-issuer", args);
 }

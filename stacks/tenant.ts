@@ -15,6 +15,7 @@ import {
   BROKER_KEY,
   BROKER_PASSWORD_KEY,
   PLATFORM_OUTPUTS,
+  TENANT_OUTPUTS,
   parseBrokerConnection,
   type BrokerConnectionConfig,
 } from "../core/broker-connection";
@@ -212,5 +213,7 @@ export function tenantStack() {
     ),
     ...(pki !== undefined ? { caCertificatePem: pki.caCertPem } : {}),
     mqttPorts: Object.keys(model.portMappings).map(Number),
+    // Read by the platform stack (platform.broker.tokens.issuer.tenantStacks); no secret in it.
+    [TENANT_OUTPUTS.tokenApps]: { tenant: model.name, vhost: model.vhost, apps: model.appsConfig },
   };
 }

@@ -13,6 +13,8 @@ import { CLIENT_CA_USES, IssuedCertificate, RootAuthority, SERVER_USES, type Iss
 export interface PlatformPkiArgs {
   readonly pki: PkiModel;
   readonly brokerNames: CertificateNames;
+  /** Set when the stack deploys the token issuer: the names its HTTPS certificate carries. */
+  readonly tokenIssuerNames?: CertificateNames;
   /** Set when `platform.pki.ca.source` is import. */
   readonly importedCa?: { readonly certPem: pulumi.Input<string>; readonly privateKeyPem: pulumi.Input<string> };
 }
@@ -32,6 +34,8 @@ export interface IssuersOutput {
 export class PlatformPki extends pulumi.ComponentResource {
   public readonly root: RootAuthority;
   public readonly broker: IssuedCertificate;
+  /** The token issuer's HTTPS certificate, when `tokenIssuerNames` is set. */
+  public readonly tokenIssuer?: IssuedCertificate;
   public readonly tenantAuthorities: Readonly<Record<string, IssuedCertificate>>;
   /** 0 when clients are signed by the root, 1 when a tenant intermediate sits in between. */
   public readonly verifyDepth: number;
@@ -84,6 +88,21 @@ export class PlatformPki extends pulumi.ComponentResource {
       },
       child,
     );
+    if (args.tokenIssuerNames !== undefined) {
+      this.tokenIssuer = new IssuedCertificate(
+        `${name}-token-issuer`,
+        {
+          subject: { commonName: args.tokenIssuerNames.dnsNames[0] ?? "token-issuer", ...(pki.ca.organization !== undefined ? { organization: pki.ca.organization } : {}) },
+          key: pki.key,
+          validity: pki.brokerCertificate,
+          allowedUses: SERVER_USES,
+          dnsNames: args.tokenIssuerNames.dnsNames,
+          ipAddresses: args.tokenIssuerNames.ipAddresses,
+          issuer: this.root,
+        },
+        child,
+      );
+    }
     this.registerOutputs({ caCertPem: this.root.certPem, brokerCertPem: this.broker.certPem });
   }
 

@@ -11,8 +11,9 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { brokerListeners, listenerUrl, type Listener } from "../../core/broker-endpoints";
-import { CONTAINER_CONFIG_FILE, CONTAINER_TLS_FILES, clusterStartsOneByOne, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
+import { CONTAINER_CONFIG_FILE, CONTAINER_TLS_FILES, clusterStartsOneByOne, containerTokenKeyFiles, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
 import type { PlatformModel } from "../../core/platform-config";
+import { publicKeyFor, type TokenPublicKey } from "./token-keys";
 
 /** The official image runs RabbitMQ as this user; files it must read belong to it. */
 const RABBITMQ_UID = "999";
@@ -31,6 +32,8 @@ export interface BrokerTls {
 export interface DockerBrokerArgs {
   readonly model: PlatformModel;
   readonly tls: BrokerTls;
+  /** The token signing keys' public keys (TokenSigningKeys), when the model has `broker.tokens`. */
+  readonly tokenKeys?: readonly TokenPublicKey[];
 }
 
 /** Host port of a listener on node `i`: its port plus i x offset (node 0 keeps the real ports). */
@@ -66,6 +69,8 @@ export class DockerBroker extends pulumi.ComponentResource {
   public readonly managementUrl: string;
   public readonly mqttEndpoints: string[];
   public readonly containers: docker.Container[];
+  /** The platform's network (the token issuer joins it). */
+  public readonly network: docker.Network;
   /** Tuning the Docker host cannot give (see dockerTuningGaps); also logged as warnings. */
   public readonly tuningGaps: string[];
 
@@ -81,6 +86,7 @@ export class DockerBroker extends pulumi.ComponentResource {
     this.adminPassword = pulumi.secret(adminPassword.result);
 
     const network = new docker.Network(`${name}-network`, { name: model.docker.network }, child);
+    this.network = network;
     const image = new docker.RemoteImage(`${name}-image`, { name: model.image, keepLocally: true }, child);
 
     const hosts = Array.from({ length: model.nodes }, (_, i) => nodeHost(model.docker.namePrefix, i));
@@ -94,6 +100,9 @@ export class DockerBroker extends pulumi.ComponentResource {
     // Before 3.13 the nodes of a cluster start one by one, each once the previous is healthy
     // (clusterStartsOneByOne); from 3.13 all at once, as Pulumi creates them.
     const oneByOne = model.nodes > 1 && clusterStartsOneByOne(model.broker.version);
+    const tokenKeyIds = model.broker.tokens?.signingKeyIds ?? [];
+    const tokenKeyFiles = containerTokenKeyFiles(tokenKeyIds);
+    const tokenKeyPems = tokenKeyIds.map((id) => ({ file: tokenKeyFiles[id] ?? "", pem: publicKeyFor(args.tokenKeys ?? [], id) }));
     this.containers = [];
     for (const [i, host] of hosts.entries()) {
       const previous = this.containers[i - 1];
@@ -107,6 +116,7 @@ export class DockerBroker extends pulumi.ComponentResource {
             cluster: { nodes: clusterNodes },
             openFiles,
             tls: { ...CONTAINER_TLS_FILES, depth: args.tls.verifyDepth },
+            tokenKeyFiles,
           }),
         ),
       );
@@ -132,6 +142,8 @@ export class DockerBroker extends pulumi.ComponentResource {
             file(CONTAINER_TLS_FILES.certFile, args.tls.certPem, "0644"),
             // Upload contents are stored in the state: the key stays a secret there.
             file(CONTAINER_TLS_FILES.keyFile, pulumi.secret(args.tls.privateKeyPem), "0600"),
+            // Public keys: a new key id changes the uploads, so `pulumi up` replaces the containers.
+            ...tokenKeyPems.map((k) => file(k.file, k.pem, "0644")),
             {
               file: "/var/lib/rabbitmq/.erlang.cookie",
               content: pulumi.secret(cookie.result),
@@ -159,7 +171,10 @@ export class DockerBroker extends pulumi.ComponentResource {
           },
           ...(oneByOne ? { wait: true, waitTimeout: 300 } : {}),
         },
-        { ...child, dependsOn: oneByOne && previous !== undefined ? [network, previous] : [network] },
+        // Replacing a container (new uploads: a renewed certificate, a new key) would otherwise
+        // create the new one first, which fails on the fixed name and published ports (the
+        // provider's create-before-delete, pulumi-docker#1356): the old one goes first.
+        { ...child, deleteBeforeReplace: true, dependsOn: oneByOne && previous !== undefined ? [network, previous] : [network] },
       );
       this.containers.push(container);
     }

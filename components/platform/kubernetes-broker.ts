@@ -15,14 +15,27 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { createHash } from "node:crypto";
 import { brokerListeners, listenerUrl } from "../../core/broker-endpoints";
-import { CONTAINER_CONFIG_FILE, CONTAINER_TLS_DIR, CONTAINER_TLS_FILES, clusterStartsOneByOne, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
+import {
+  CONTAINER_CONFIG_FILE,
+  CONTAINER_TLS_DIR,
+  CONTAINER_TLS_FILES,
+  CONTAINER_TOKEN_KEYS_DIR,
+  clusterStartsOneByOne,
+  containerTokenKeyFiles,
+  renderEnabledPlugins,
+  renderEnv,
+  renderRabbitmqConf,
+} from "../../core/broker-config";
 import type { PlatformModel } from "../../core/platform-config";
 import { splitKubernetesSysctls } from "../../core/tuning";
 import type { BrokerTls } from "./docker-broker";
+import { publicKeyFor, type TokenPublicKey } from "./token-keys";
 
 export interface KubernetesBrokerArgs {
   readonly model: PlatformModel;
   readonly tls: BrokerTls;
+  /** The token signing keys' public keys (TokenSigningKeys), when the model has `broker.tokens`. */
+  readonly tokenKeys?: readonly TokenPublicKey[];
 }
 
 /** Names of the headless Service and of each listener's Service, for certificates and URLs. */
@@ -51,6 +64,8 @@ export class KubernetesBroker extends pulumi.ComponentResource {
   public readonly managementUrl: string;
   public readonly mqttEndpoints: string[];
   public readonly tuningGaps: string[];
+  /** The namespace everything of the platform lives in (the token issuer too). */
+  public readonly namespace: k8s.core.v1.Namespace;
 
   constructor(name: string, args: KubernetesBrokerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("rabbitmq-mqtt:platform:KubernetesBroker", name, {}, opts);
@@ -67,9 +82,12 @@ export class KubernetesBroker extends pulumi.ComponentResource {
     this.adminPassword = pulumi.secret(adminPassword.result);
 
     const namespace = new k8s.core.v1.Namespace(`${name}-namespace`, { metadata: { name: ns } }, child);
+    this.namespace = namespace;
     const inNs = { ...child, dependsOn: [namespace] };
     const clusterNodes = Array.from({ length: model.nodes }, (_, i) => `rabbit@${name}-${i}.${headless}.${ns}.svc.cluster.local`);
 
+    const tokenKeyIds = model.broker.tokens?.signingKeyIds ?? [];
+    const tokenKeyPems = pulumi.all(tokenKeyIds.map((id) => publicKeyFor(args.tokenKeys ?? [], id)));
     const secret = new k8s.core.v1.Secret(
       `${name}-config`,
       {
@@ -82,6 +100,7 @@ export class KubernetesBroker extends pulumi.ComponentResource {
               cluster: { nodes: clusterNodes },
               memoryLimitBytes: kc.memoryBytes,
               tls: { ...CONTAINER_TLS_FILES, depth: args.tls.verifyDepth },
+              tokenKeyFiles: containerTokenKeyFiles(tokenKeyIds),
             }),
             ".erlang.cookie": erlangCookie,
           })),
@@ -111,6 +130,16 @@ export class KubernetesBroker extends pulumi.ComponentResource {
     );
     // RabbitMQ reads the files at start: a new certificate needs new pods.
     const tlsDigest = pulumi.output(args.tls.certPem).apply((c) => createHash("sha256").update(c).digest("hex").slice(0, 16));
+    // The token signing keys' public keys (not secret), one file per key id; new keys need new pods too.
+    const tokenKeys =
+      tokenKeyIds.length > 0
+        ? new k8s.core.v1.ConfigMap(
+            `${name}-token-keys`,
+            { metadata: { name: `${name}-token-keys`, namespace: ns, labels }, data: tokenKeyPems.apply((pems) => Object.fromEntries(tokenKeyIds.map((id, i) => [`${id}.pem`, pems[i] ?? ""]))) },
+            inNs,
+          )
+        : undefined;
+    const tokenKeysDigest = tokenKeyPems.apply((pems) => createHash("sha256").update(tokenKeyIds.join(",")).update(pems.join("")).digest("hex").slice(0, 16));
 
     const l = model.broker.listeners;
     const ports = brokerListeners(model.broker);
@@ -170,7 +199,10 @@ export class KubernetesBroker extends pulumi.ComponentResource {
           podManagementPolicy: clusterStartsOneByOne(model.broker.version) ? "OrderedReady" : "Parallel",
           selector: { matchLabels: labels },
           template: {
-            metadata: { labels, annotations: { "rabbitmq-mqtt/tls-certificate": tlsDigest } },
+            metadata: {
+              labels,
+              annotations: { "rabbitmq-mqtt/tls-certificate": tlsDigest, ...(tokenKeys !== undefined ? { "rabbitmq-mqtt/token-keys": tokenKeysDigest } : {}) },
+            },
             spec: {
               terminationGracePeriodSeconds: 600,
               affinity: {
@@ -222,6 +254,7 @@ export class KubernetesBroker extends pulumi.ComponentResource {
                     { name: "config", mountPath: CONTAINER_CONFIG_FILE, subPath: "rabbitmq.conf" },
                     { name: "plugins", mountPath: "/etc/rabbitmq/enabled_plugins", subPath: "enabled_plugins" },
                     { name: "tls", mountPath: CONTAINER_TLS_DIR, readOnly: true },
+                    ...(tokenKeys !== undefined ? [{ name: "token-keys", mountPath: CONTAINER_TOKEN_KEYS_DIR, readOnly: true }] : []),
                   ],
                   readinessProbe: { tcpSocket: { port: l.mqtts }, initialDelaySeconds: 10, periodSeconds: 10 },
                   livenessProbe: {
@@ -237,6 +270,7 @@ export class KubernetesBroker extends pulumi.ComponentResource {
                 { name: "plugins", configMap: { name: plugins.metadata.name } },
                 // 0440 with fsGroup 999: the broker (group rabbitmq) reads the key, nobody else.
                 { name: "tls", secret: { secretName: tlsSecret.metadata.name, defaultMode: 0o440 } },
+                ...(tokenKeys !== undefined ? [{ name: "token-keys", configMap: { name: tokenKeys.metadata.name } }] : []),
               ],
             },
           },
