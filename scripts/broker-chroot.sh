@@ -7,13 +7,22 @@
 #                                        the host's own package runs 3.10 in the chroot-free suites)
 #   scripts/broker-chroot.sh trixie   -> RabbitMQ 4.0.x (Debian 13)
 #   scripts/broker-chroot.sh forky    -> RabbitMQ 4.3.x (Debian forky/sid)
+#   scripts/broker-chroot.sh forky nodejs -> Node.js from that suite instead (the base of the local
+#                                        stand-in for the token issuer's node image, scripts/node-image.sh)
 #
 # Why a chroot and not a container: the suite must run where no Docker engine is started, and the
 # node shares the host's loopback and epmd, so the harness reaches it on 127.0.0.1 like a host node.
 # The same roots are the base of the local Docker images (scripts/broker-image.sh).
 set -euo pipefail
 
-suite="${1:?usage: broker-chroot.sh <bookworm|trixie|forky>}"
+suite="${1:?usage: broker-chroot.sh <bookworm|trixie|forky> [nodejs]}"
+# What the root holds: rabbitmq-server (default) or nodejs; the root and its version file are named after it.
+package="${2:-rabbitmq-server}"
+case "$package" in
+  rabbitmq-server) name="$suite"; versionFile=.rabbitmq-version ;;
+  nodejs) name="$suite-nodejs"; versionFile=.nodejs-version ;;
+  *) echo "broker-chroot.sh: unknown package '$package' (expected nodejs, or none for rabbitmq-server)" >&2; exit 2 ;;
+esac
 case "$suite" in
   bookworm | trixie) script="$suite" ;;
   # The host's debootstrap has no forky script; forky is sid's successor and bootstraps with sid's.
@@ -22,7 +31,7 @@ case "$suite" in
 esac
 
 cache="${BROKER_CHROOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rabbitmq-mqtt-provisioner/chroots}"
-root="$cache/$suite"
+root="$cache/$name"
 if [ -f "$root/.complete" ]; then
   echo "$root"
   exit 0
@@ -50,29 +59,29 @@ fi
 
 mkdir -p "$cache"
 # Concurrent callers (CI builds both suites at once) must not build the same root twice.
-exec 9>"$cache/$suite.lock"
+exec 9>"$cache/$name.lock"
 flock 9
 if [ -f "$root/.complete" ]; then
   echo "$root"
   exit 0
 fi
 
-work="$cache/$suite.building"
+work="$cache/$name.building"
 # A half-built root from an interrupted run may still have mounts under it.
 for m in proc dev; do mountpoint -q "$work/$m" 2>/dev/null && umount -l "$work/$m"; done
 rm -rf "$work"
-log "debootstrap $suite (RabbitMQ from Debian's archive); about 2 minutes"
-debootstrap --variant=minbase --include=rabbitmq-server,ca-certificates "$suite" "$work" "$mirror" \
-  "/usr/share/debootstrap/scripts/$script" >"$cache/$suite.debootstrap.log" 2>&1 || {
-  log "debootstrap failed; last lines of $cache/$suite.debootstrap.log:"
-  tail -20 "$cache/$suite.debootstrap.log" >&2
+log "debootstrap $suite ($package from Debian's archive); about 2 minutes"
+debootstrap --variant=minbase --include="$package,ca-certificates" "$suite" "$work" "$mirror" \
+  "/usr/share/debootstrap/scripts/$script" >"$cache/$name.debootstrap.log" 2>&1 || {
+  log "debootstrap failed; last lines of $cache/$name.debootstrap.log:"
+  tail -20 "$cache/$name.debootstrap.log" >&2
   exit 1
 }
 # Erlang cannot resolve localhost without it (epmd_error ... nxdomain).
 cp /etc/hosts "$work/etc/hosts"
-version="$(chroot "$work" dpkg-query -W -f '${Version}' rabbitmq-server)"
-echo "$version" >"$work/.rabbitmq-version"
+version="$(chroot "$work" dpkg-query -W -f '${Version}' "$package")"
+echo "$version" >"$work/$versionFile"
 touch "$work/.complete"
 mv "$work" "$root"
-log "$suite ready: rabbitmq-server $version"
+log "$name ready: $package $version"
 echo "$root"

@@ -17,6 +17,7 @@ import { brokerInfo, installedVersionText, startBroker, type BrokerInfo, type Te
 import { endQuietly, mqttConnect, type ConnectOutcome } from "../support/clients";
 import { adminApi } from "../support/management";
 import { testPki, type TestPki } from "../support/test-pki";
+import { generatePrivateKey } from "../support/tls-provider";
 
 function shippedBroker(stack: string): Omit<BrokerConfigInput, "version" | "listeners"> {
   const doc = parse(readFileSync(path.join(__dirname, `../../Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, { broker: BrokerConfigInput }> };
@@ -35,9 +36,13 @@ describe.each(["dev", "platform-prod"])("the rendered configuration of the %s st
 
   beforeAll(async () => {
     pki = await testPki();
+    // The stack's token signing keys: a public key per id, as the platform stack makes them.
+    const tokenKeys: Record<string, string> = {};
+    for (const id of model.tokens?.signingKeyIds ?? []) tokenKeys[id] = (await generatePrivateKey("RSA", 3072)).publicKeyPem;
     node = await startBroker({
       broker: settings,
       tls: { caCertPem: pki.caCertPem, certPem: pki.serverCertPem, keyPem: pki.serverKeyPem, depth: 1, plaintext: model.plaintextListeners },
+      tokenKeys,
     });
     info = brokerInfo(node);
   }, 180_000);
@@ -49,6 +54,10 @@ describe.each(["dev", "platform-prod"])("the rendered configuration of the %s st
   it("boots with the MQTT and Web MQTT plugins, reachable over TLS, anonymous refused", async () => {
     const enabled = await node.ctl(["eval", "rabbit_plugins:active()."]);
     for (const p of ["rabbitmq_mqtt", "rabbitmq_web_mqtt", "rabbitmq_management"]) expect(enabled).toContain(p);
+    // Token sign-in, when the stack turns it on: the OAuth 2 backend after the internal one.
+    expect(enabled.includes("rabbitmq_auth_backend_oauth2")).toBe(model.tokens !== undefined);
+    const backends = await node.ctl(["eval", "application:get_env(rabbit, auth_backends)."]);
+    expect(backends.replace(/\s+/g, "")).toBe(model.tokens !== undefined ? "{ok,[rabbit_auth_backend_internal,rabbit_auth_backend_oauth2]}" : "{ok,[rabbit_auth_backend_internal]}");
     for (const websocket of [false, true]) {
       const port = websocket ? info.tls!.webMqttsPort : info.tls!.mqttsPort;
       const tls = { ca: pki.caCertPem };

@@ -50,7 +50,8 @@ const PLATFORM_REF = "organization/rabbitmq-mqtt/dev";
 const GLOBEX_DEVICE = "tracker-b2";
 
 function upload(file: string): string {
-  const container = platform.registered.find((r) => r.type === "docker:index/container:Container");
+  // The broker's node 0 (the token issuer's container is another).
+  const container = platform.registered.find((r) => r.type === "docker:index/container:Container" && r.name === "rabbitmq-0");
   const u = (container?.inputs["uploads"] as Upload[] | undefined)?.find((x) => x.file === file);
   if (u === undefined) throw new Error(`the dev platform uploads no ${file}`);
   return u.content;

@@ -16,6 +16,7 @@ import { readFileSync } from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
 import { managementRequest } from "../../components/management/api";
 import { applyDockerResource, deleteDockerResource, type DockerTarget } from "./docker-hooks";
+import { registrationOptions } from "./registration-options";
 import { applyTlsResource } from "./tls-provider";
 
 export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
@@ -221,6 +222,9 @@ export class BrokerMocks implements pulumi.runtime.Mocks {
         return { id: `${s("name")}@${s("vhost")}`, state: inputs };
       }
       case "random:index/randomPassword:RandomPassword": {
+        // Like the engine on a second up: unchanged inputs keep the password.
+        const prev = this.previousOf(args.type, args.name);
+        if (prev && JSON.stringify(prev.inputs) === JSON.stringify(inputs)) return { id: prev.id, state: prev.state };
         const length = Number(inputs["length"]);
         if (inputs["special"] !== false) throw new Error("the hook only generates special=false passwords");
         let result = "";
@@ -234,9 +238,7 @@ export class BrokerMocks implements pulumi.runtime.Mocks {
       }
       default: {
         if (args.type.startsWith("pulumi-nodejs:dynamic")) return this.applyDynamic(args, inputs);
-        if (args.type.startsWith("docker:") && this.opts.docker !== undefined) {
-          return applyDockerResource(this.opts.docker, args.type, args.name, inputs);
-        }
+        if (args.type.startsWith("docker:") && this.opts.docker !== undefined) return this.applyDocker(this.opts.docker, args, inputs);
         // The platform's containers and Kubernetes objects: nothing runs them here (no Docker, no
         // cluster); their recorded inputs are what the tests boot the OS broker with.
         if (args.type.startsWith("docker:") || args.type.startsWith("kubernetes:")) {
@@ -296,6 +298,26 @@ export class BrokerMocks implements pulumi.runtime.Mocks {
     }
     const created = await provider.create(news);
     return { id: created.id, state: { ...((created.outs as Record<string, unknown> | undefined) ?? news) } };
+  }
+
+  /**
+   * A @pulumi/docker resource on a second `up`, as the engine plans it: unchanged inputs keep the
+   * resource; changed ones replace it (a container's inputs all force a new one), removing the old
+   * one first only with `deleteBeforeReplace`, else after creating the new one (which then meets
+   * the old one's name and ports, as it would for real). A built image is built again: the engine
+   * compares the context's content, which the inputs do not show.
+   */
+  private async applyDocker(target: DockerTarget, args: pulumi.runtime.MockResourceArgs, inputs: Record<string, unknown>): Promise<{ id: string; state: Record<string, unknown> }> {
+    const prev = this.previousOf(args.type, args.name);
+    if (prev === undefined || args.type === "docker:index/image:Image") return applyDockerResource(target, args.type, args.name, inputs);
+    if (JSON.stringify(prev.inputs) === JSON.stringify(inputs)) return { id: prev.id, state: prev.state };
+    if (registrationOptions(args.type, args.name)?.deleteBeforeReplace === true) {
+      await deleteDockerResource(target, args.type, prev.id, prev.inputs);
+      return applyDockerResource(target, args.type, args.name, inputs);
+    }
+    const created = await applyDockerResource(target, args.type, args.name, inputs);
+    await deleteDockerResource(target, args.type, prev.id, prev.inputs);
+    return created;
   }
 
   /** Deletes, newest first, what the previous run registered and this one did not. */

@@ -87,6 +87,8 @@ export interface StartBrokerOptions {
    * without plaintext listeners; the management API is then reached over HTTPS with the CA.
    */
   tls?: { caCertPem: string; certPem: string; keyPem: string; depth: number; plaintext: boolean };
+  /** Public keys (PEM) of the token signing keys `broker.tokens` lists, by key id: written to the node's dir. */
+  tokenKeys?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -406,10 +408,11 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
   fs.mkdirSync(path.join(baseDir, "mnesia"));
   fs.mkdirSync(path.join(baseDir, "log"));
   fs.writeFileSync(path.join(baseDir, "rabbitmq-env.conf"), "# intentionally empty (test harness)\n");
-  if (opts.member) {
-    // Cluster members share one Erlang cookie; rabbitmqctl reads it from the same HOME.
-    fs.writeFileSync(path.join(baseDir, ".erlang.cookie"), opts.member.erlangCookie, { mode: 0o400 });
-  }
+  // The node and rabbitmqctl read the Erlang cookie from the same HOME. Written before either starts:
+  // left to Erlang, a `rabbitmqctl wait` that starts before the node has written its cookie writes
+  // one of its own, and is then refused ("Invalid challenge reply", seen once in CI on 4.3.6).
+  // Cluster members share one cookie.
+  fs.writeFileSync(path.join(baseDir, ".erlang.cookie"), opts.member?.erlangCookie ?? randomHex(20).toUpperCase(), { mode: 0o400 });
   // The product's renderer writes the broker's files; only ports and the bind address are the test's.
   const model = parseBrokerConfig(
     {
@@ -440,8 +443,19 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<TestBr
     fs.writeFileSync(tlsFiles.certFile, opts.tls.certPem);
     fs.writeFileSync(tlsFiles.keyFile, opts.tls.keyPem, { mode: 0o600 });
   }
+  let tokenKeyFiles: Record<string, string> | undefined;
+  if (opts.tokenKeys !== undefined) {
+    const dir = path.join(baseDir, "oauth2");
+    fs.mkdirSync(dir, { mode: 0o700 });
+    tokenKeyFiles = {};
+    for (const [id, pem] of Object.entries(opts.tokenKeys)) {
+      tokenKeyFiles[id] = path.join(dir, `${id}.pem`);
+      fs.writeFileSync(tokenKeyFiles[id], pem);
+    }
+  }
   const files = renderBrokerFiles(model, {
     ...(tlsFiles ? { tls: tlsFiles } : {}),
+    ...(tokenKeyFiles ? { tokenKeyFiles } : {}),
     adminUsername,
     adminPassword,
     bindAddress: HOST,

@@ -20,6 +20,8 @@ export interface MqttLogin {
   websocket?: boolean;
   /** TLS (mqtts, or wss with websocket): the CA to trust and, for certificate login, the client's chain and key. */
   tls?: { ca: string; cert?: string; key?: string };
+  /** How long to wait for the CONNACK (default 5 s); bursts of many connects on a busy machine need longer. */
+  connectTimeoutMs?: number;
 }
 
 export interface ReceivedMessage {
@@ -46,7 +48,7 @@ export function mqttConnect(login: MqttLogin): Promise<ConnectOutcome> {
     clean: login.clean ?? true,
     protocolVersion: login.protocolVersion ?? 4,
     reconnectPeriod: 0,
-    connectTimeout: 5000,
+    connectTimeout: login.connectTimeoutMs ?? 5000,
     keepalive: 30,
   };
   if (login.username !== undefined) opts.username = login.username;
@@ -79,6 +81,7 @@ export function trySubscribe(
   client: MqttClient,
   filter: string,
   qos: 0 | 1 | 2 = 1,
+  timeoutMs = 5000,
 ): Promise<{ outcome: SubscribeOutcome; grantedQos?: number }> {
   return new Promise((resolve) => {
     let done = false;
@@ -96,14 +99,14 @@ export function trySubscribe(
       if (g === undefined || g === 128) return finish({ outcome: "refused" });
       finish({ outcome: "granted", grantedQos: g });
     });
-    setTimeout(() => finish({ outcome: isOpen(client) ? "refused" : "closed" }), 5000).unref();
+    setTimeout(() => finish({ outcome: isOpen(client) ? "refused" : "closed" }), timeoutMs).unref();
   });
 }
 
 export type PublishOutcome = "acked" | "closed" | "no-ack";
 
 /** PUBLISH with QoS 1 (or 0/2); for QoS >= 1 waits for the acknowledgement or the connection closing. */
-export function tryPublish(client: MqttClient, topic: string, payload: string, qos: 0 | 1 | 2 = 1): Promise<PublishOutcome> {
+export function tryPublish(client: MqttClient, topic: string, payload: string, qos: 0 | 1 | 2 = 1, timeoutMs = 3000): Promise<PublishOutcome> {
   return new Promise((resolve) => {
     let done = false;
     const finish = (r: PublishOutcome) => {
@@ -118,7 +121,7 @@ export function tryPublish(client: MqttClient, topic: string, payload: string, q
       if (err) return finish(isOpen(client) ? "no-ack" : "closed");
       finish("acked");
     });
-    setTimeout(() => finish(isOpen(client) ? "no-ack" : "closed"), 3000).unref();
+    setTimeout(() => finish(isOpen(client) ? "no-ack" : "closed"), timeoutMs).unref();
   });
 }
 

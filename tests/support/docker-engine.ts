@@ -147,24 +147,26 @@ export async function startDockerEngine(): Promise<DockerEngine> {
 
 /** Builds (or finds) the local stand-in for `rabbitmq:<version>-management` of a Debian suite. */
 export function brokerImage(engine: DockerEngine, suite: ImageSuite): Promise<string> {
+  return imageFromScript(engine, "broker-image.sh", [suite], /^rabbitmq-mqtt-test\/rabbitmq:\d+\.\d+\.\d+-management$/);
+}
+
+/** The local stand-in for the token issuer's Node.js base image (scripts/node-image.sh): its reference. */
+export function nodeImage(engine: DockerEngine): Promise<string> {
+  return imageFromScript(engine, "node-image.sh", [], /^node:\d+/);
+}
+
+/** Runs one of scripts/ that builds an image (once per engine) and prints its name last. */
+function imageFromScript(engine: DockerEngine, script: string, args: string[], name: RegExp): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(
-      "bash",
-      [path.join(ROOT, "scripts/broker-image.sh"), suite],
-      { env: { ...process.env, DOCKER_HOST: engine.dockerHost }, timeout: 15 * 60_000 },
-      (err, stdout) => {
-        if (err !== null) return reject(new Error(`scripts/broker-image.sh ${suite} failed: ${err.message}`));
-        const image = stdout.trim().split("\n").pop() ?? "";
-        if (!/^rabbitmq-mqtt-test\/rabbitmq:\d+\.\d+\.\d+-management$/.test(image)) {
-          return reject(new Error(`scripts/broker-image.sh ${suite} printed no image name: ${stdout}`));
-        }
-        resolve(image);
-      },
-    );
+    const child = execFile("bash", [path.join(ROOT, "scripts", script), ...args], { env: { ...process.env, DOCKER_HOST: engine.dockerHost }, timeout: 15 * 60_000 }, (err, stdout) => {
+      if (err !== null) return reject(new Error(`scripts/${script} ${args.join(" ")} failed: ${err.message}`));
+      const image = stdout.trim().split("\n").pop() ?? "";
+      if (!name.test(image)) return reject(new Error(`scripts/${script} ${args.join(" ")} printed no image name: ${stdout}`));
+      resolve(image);
+    });
     child.stderr?.pipe(process.stderr);
   });
 }
-
 
 /** Runs a command in a running container (`docker exec`), as root unless `user` is given. */
 export async function dockerExec(

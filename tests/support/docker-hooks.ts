@@ -5,12 +5,17 @@
  * - Volume: POST /volumes/create;
  * - RemoteImage: the image must be on the engine (nothing can be pulled here); its reference is
  *   the one thing swapped, for the local stand-in of the same version (scripts/broker-image.sh);
+ * - Image: `POST /build` of the declared context (as a tar archive) and Dockerfile, tagged with
+ *   `imageName`; its base image must already be on the engine under the reference the Dockerfile
+ *   names (scripts/node-image.sh), since nothing can be pulled; `repoDigest` is the built image's id;
  * - Container: create (config, host config), disconnect from the default bridge and connect to
  *   each `networksAdvanced` entry with its aliases, upload each file as a one-entry tar archive at
  *   `/` (mode, owner and group from the upload), start, and fail unless it is running, as the
  *   provider's `mustRun` does.
  * An input the hooks do not know how to apply fails the registration: nothing is skipped silently.
  */
+import { execFileSync } from "node:child_process";
+import * as path from "node:path";
 import { dockerApi, dockerCall } from "./docker-engine";
 
 export interface DockerTarget {
@@ -206,11 +211,33 @@ export async function applyDockerResource(
       const img = await dockerCall<{ Id: string }>(sock, "GET", `/images/${e(local)}/json`);
       return { id: `${img.Id}${declared}`, state: { ...inputs, imageId: img.Id, repoDigest: "" } };
     }
+    case "docker:index/image:Image":
+      return applyImage(target, inputs);
     case "docker:index/container:Container":
       return applyContainer(target, inputs);
     default:
       throw new Error(`the Docker hooks do not know resource type ${type} ('${name}')`);
   }
+}
+
+/** A local build, as the provider makes it with `skipPush` (the classic builder: this engine has no BuildKit). */
+async function applyImage(target: DockerTarget, inputs: Inputs): Promise<{ id: string; state: Inputs }> {
+  // buildOnPreview only matters to `pulumi preview`; these hooks apply an `up`.
+  onlyKnown("docker.Image", inputs, ["imageName", "skipPush", "build", "buildOnPreview"]);
+  if (inputs["skipPush"] !== true) throw new Error("docker.Image: the hooks cannot push (no registry here); declare skipPush");
+  const build = (inputs["build"] as Inputs | undefined) ?? {};
+  onlyKnown("docker.Image build", build, ["context", "dockerfile"]);
+  const context = str(build["context"], "build.context");
+  const dockerfile = build["dockerfile"] !== undefined ? path.relative(context, str(build["dockerfile"], "build.dockerfile")) : "Dockerfile";
+  if (dockerfile.startsWith("..")) throw new Error(`docker.Image: the Dockerfile ${String(build["dockerfile"])} is outside the context ${context}`);
+  const imageName = str(inputs["imageName"], "imageName");
+  const tar = execFileSync("tar", ["-C", context, "-c", "."], { maxBuffer: 512 * 2 ** 20 });
+  const res = await dockerApi<string>(target.socketPath, "POST", `/build?t=${e(imageName)}&dockerfile=${e(dockerfile)}&rm=1&forcerm=1`, undefined, { data: tar, contentType: "application/x-tar" }, 600_000);
+  // The answer is a stream of JSON messages; a failed step is one with "error".
+  const text = typeof res.body === "string" ? res.body : JSON.stringify(res.body);
+  if (res.status >= 400 || /"error(Detail)?"\s*:/.test(text)) throw new Error(`docker.Image ${imageName}: build failed: ${text.slice(-2000)}`);
+  const img = await dockerCall<{ Id: string }>(target.socketPath, "GET", `/images/${e(imageName)}/json`);
+  return { id: img.Id, state: { ...inputs, repoDigest: img.Id, baseImageName: imageName, context, dockerfile: build["dockerfile"] ?? "" } };
 }
 
 async function applyContainer(target: DockerTarget, inputs: Inputs): Promise<{ id: string; state: Inputs }> {
@@ -282,6 +309,10 @@ export async function deleteDockerResource(target: DockerTarget, type: string, i
     case "docker:index/remoteImage:RemoteImage":
       // keepLocally: the provider leaves the image; so does this.
       if (inputs["keepLocally"] !== true) throw new Error("the hooks only apply images with keepLocally");
+      return;
+    case "docker:index/image:Image":
+      // Left on the engine for the next suite and run (every suite builds the same image), like
+      // the broker images: a cache of this machine's, not a claim about the provider.
       return;
     default:
       throw new Error(`the Docker hooks do not know resource type ${type}`);

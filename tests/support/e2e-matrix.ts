@@ -73,8 +73,8 @@ function suitesFor(entry: MatrixEntry): Suite[] {
       id: `docker-${s}`,
       series: s,
       project: "docker",
-      title: "dev platform on Docker: containers, listeners, tuning, TLS logins, tenant access",
-      args: ["tests/e2e/docker/dev-platform.e2e.test.ts", "tests/e2e/tls-login.e2e.test.ts", tenantAccess],
+      title: "dev platform on Docker: containers, listeners, tuning, token issuer and key rotation, TLS logins, tenant access",
+      args: ["tests/e2e/docker/dev-platform.e2e.test.ts", "tests/e2e/docker/token-rotation.e2e.test.ts", "tests/e2e/tls-login.e2e.test.ts", tenantAccess],
       env: {},
     },
   ];

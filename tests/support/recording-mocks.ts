@@ -1,10 +1,11 @@
 /**
  * Unit-test mocks: record every registration, including the resource options the Mocks interface
- * does not show (protect, parent, provider, additionalSecretOutputs), by wrapping the mock
- * monitor's registerResource. No broker, no I/O.
+ * does not show (protect, parent, provider, additionalSecretOutputs, deleteBeforeReplace; read by
+ * registration-options.ts). No broker, no I/O.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { unwrapInputs } from "./broker-mocks";
+import { registrationOptions } from "./registration-options";
 
 export { settle } from "./outputs";
 
@@ -18,36 +19,8 @@ export interface Recorded {
   provider: string;
   additionalSecretOutputs: string[];
   dependencies: string[];
+  deleteBeforeReplace: boolean;
 }
-
-interface RegisterRequest {
-  getType(): string;
-  getName(): string;
-  getProtect(): boolean;
-  getParent(): string;
-  getProvider(): string;
-  getAdditionalsecretoutputsList(): string[];
-  getDependenciesList(): string[];
-}
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks") as {
-  MockMonitor: { prototype: { registerResource(req: RegisterRequest, cb: unknown): Promise<void> } };
-};
-
-const options = new Map<string, Pick<Recorded, "protect" | "parent" | "provider" | "additionalSecretOutputs" | "dependencies">>();
-// eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call(this) below
-const original = MockMonitor.prototype.registerResource;
-MockMonitor.prototype.registerResource = function (req: RegisterRequest, cb: unknown) {
-  options.set(`${req.getType()}::${req.getName()}`, {
-    protect: req.getProtect(),
-    parent: req.getParent(),
-    provider: req.getProvider(),
-    additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
-    dependencies: req.getDependenciesList(),
-  });
-  return original.call(this, req, cb);
-};
 
 export class RecordingMocks implements pulumi.runtime.Mocks {
   readonly records: Recorded[] = [];
@@ -60,7 +33,7 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
 
   newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
     const { inputs, secretInputs } = unwrapInputs(args.inputs as Record<string, unknown>);
-    const opts = options.get(`${args.type}::${args.name}`);
+    const opts = registrationOptions(args.type, args.name);
     this.records.push({
       type: args.type,
       name: args.name,
@@ -71,12 +44,17 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
       provider: opts?.provider ?? "",
       additionalSecretOutputs: opts?.additionalSecretOutputs ?? [],
       dependencies: opts?.dependencies ?? [],
+      deleteBeforeReplace: opts?.deleteBeforeReplace ?? false,
     });
     const state: Record<string, unknown> = { ...inputs };
     if (args.type === "random:index/randomPassword:RandomPassword") state["result"] = `generated-${args.name}`;
     if (args.type === "docker:index/remoteImage:RemoteImage") state["imageId"] = `sha256:image-of-${String(inputs["name"])}`;
+    if (args.type === "docker:index/image:Image") state["repoDigest"] = `sha256:build-of-${String(inputs["imageName"])}`;
     // @pulumi/tls: labelled placeholders, enough to follow the wiring (real ones: tests/support/tls-provider.ts).
-    if (args.type === "tls:index/privateKey:PrivateKey") state["privateKeyPem"] = `PRIVATE KEY of ${args.name}`;
+    if (args.type === "tls:index/privateKey:PrivateKey") {
+      state["privateKeyPem"] = `PRIVATE KEY of ${args.name}`;
+      state["publicKeyPem"] = `PUBLIC KEY of ${args.name}`;
+    }
     if (args.type === "tls:index/certRequest:CertRequest") state["certRequestPem"] = `CSR of ${args.name}`;
     if (args.type === "tls:index/selfSignedCert:SelfSignedCert" || args.type === "tls:index/locallySignedCert:LocallySignedCert") {
       state["certPem"] = `CERT of ${args.name}`;

@@ -8,7 +8,7 @@ import { applyTlsResource, generatePrivateKey, issueCertificate, type TlsSubject
 export interface TestPki {
   readonly caCertPem: string;
   readonly caKeyPem: string;
-  /** A server certificate for localhost / 127.0.0.1, signed by the CA. */
+  /** A server certificate for localhost / 127.0.0.1 (or the names given), signed by the CA. */
   readonly serverCertPem: string;
   readonly serverKeyPem: string;
 }
@@ -19,7 +19,8 @@ async function tls(type: string, inputs: Record<string, unknown>): Promise<Recor
   return out;
 }
 
-export async function testPki(): Promise<TestPki> {
+/** `names`: what the server certificate is for (default the loopback names). */
+export async function testPki(names: { dnsNames: string[]; ipAddresses: string[] } = { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] }): Promise<TestPki> {
   const caKey = await tls("privateKey:PrivateKey", { algorithm: "ECDSA", ecdsaCurve: "P256" });
   const ca = await tls("selfSignedCert:SelfSignedCert", {
     privateKeyPem: caKey["privateKeyPem"],
@@ -31,9 +32,9 @@ export async function testPki(): Promise<TestPki> {
   const serverKey = await tls("privateKey:PrivateKey", { algorithm: "ECDSA", ecdsaCurve: "P256" });
   const csr = await tls("certRequest:CertRequest", {
     privateKeyPem: serverKey["privateKeyPem"],
-    subject: { commonName: "localhost" },
-    dnsNames: ["localhost"],
-    ipAddresses: ["127.0.0.1"],
+    subject: { commonName: names.dnsNames[0] ?? "localhost" },
+    dnsNames: names.dnsNames,
+    ipAddresses: names.ipAddresses,
   });
   const server = await tls("locallySignedCert:LocallySignedCert", {
     certRequestPem: csr["certRequestPem"],

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { containerCreateRequest, durationNs, tarOneFile } from "../support/docker-hooks";
+import { applyDockerResource, containerCreateRequest, durationNs, tarOneFile } from "../support/docker-hooks";
 
 describe("durationNs: Go durations as the provider takes them", () => {
   it.each([
@@ -77,5 +77,17 @@ describe("containerCreateRequest: container inputs -> POST /containers/create", 
     ["an unknown healthcheck field", { ...inputs, healthcheck: { tests: ["NONE"], startInterval: "1s" } }, /healthcheck: .*startInterval/],
   ])("fails on %s instead of ignoring it", (_label, raw, error) => {
     expect(() => containerCreateRequest(raw)).toThrow(error);
+  });
+});
+
+describe("docker.Image: what the hooks refuse before calling the engine", () => {
+  // No engine behind this socket: a refusal must come first, naming the input.
+  const target = { socketPath: "/nonexistent/docker.sock", images: {} };
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    ["a push (no registry here)", { imageName: "x:1", build: { context: "/tmp" } }, /cannot push/],
+    ["a Dockerfile outside the context", { imageName: "x:1", skipPush: true, build: { context: "/tmp/ctx", dockerfile: "/tmp/Dockerfile" } }, /outside the context/],
+    ["a build input the hooks do not apply", { imageName: "x:1", skipPush: true, build: { context: "/tmp", args: { A: "1" } } }, /cannot apply input\(s\) args/],
+  ])("%s", async (_what, inputs, message) => {
+    await expect(applyDockerResource(target, "docker:index/image:Image", "image", inputs)).rejects.toThrow(message);
   });
 });

@@ -23,6 +23,9 @@ async function runPlatform(platform: unknown) {
   return { mocks, outputs: mod.default };
 }
 
+/** The broker's containers (the token issuer's is another component's). */
+const brokerContainers = (mocks: RecordingMocks) => mocks.byType("docker:index/container:Container").filter((c) => c.parent.includes("DockerBroker"));
+
 const upload = (c: Recorded, file: string) =>
   (c.inputs["uploads"] as { file: string; content: string; permissions: string; owner: string }[]).find((u) => u.file === file);
 
@@ -30,7 +33,7 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
   const { mocks, outputs } = await runPlatform(devConfig[`${PROJECT}:platform`]);
   const out = await settle(outputs["adminPassword"]!);
   await drain();
-  const [container] = mocks.byType("docker:index/container:Container");
+  const [container] = brokerContainers(mocks);
 
   it("declares one network, the pinned image, one data volume and one container", () => {
     expect(mocks.byType("docker:index/network:Network").map((n) => n.inputs["name"])).toEqual(["rabbitmq-mqtt-dev"]);
@@ -50,7 +53,7 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
     // acme has an intermediate CA: one intermediate may sit between a client and the root.
     expect(conf?.content).toContain("ssl_options.depth = 1");
     expect(conf?.content).not.toMatch(/cluster_formation/);
-    expect(upload(container!, "/etc/rabbitmq/enabled_plugins")?.content).toBe("[rabbitmq_management,rabbitmq_mqtt,rabbitmq_web_mqtt].\n");
+    expect(upload(container!, "/etc/rabbitmq/enabled_plugins")?.content).toBe("[rabbitmq_management,rabbitmq_mqtt,rabbitmq_web_mqtt,rabbitmq_auth_backend_oauth2].\n");
     expect(upload(container!, "/var/lib/rabbitmq/.erlang.cookie")).toMatchObject({ content: "generated-rabbitmq-erlang-cookie", permissions: "0400" });
   });
 
@@ -103,6 +106,10 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
     ]);
   });
 
+  it("replaces a container by removing the old one first: its name and host ports are fixed", () => {
+    expect(container?.deleteBeforeReplace).toBe(true);
+  });
+
   it("checks health with rabbitmq-diagnostics and keeps data on the volume", () => {
     expect(container?.inputs["healthcheck"]).toMatchObject({ tests: ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"] });
     expect(container?.inputs["volumes"]).toEqual([{ volumeName: "rabbitmq-0-data", containerPath: "/var/lib/rabbitmq/mnesia" }]);
@@ -126,12 +133,61 @@ describe("the shipped dev platform stack (Docker, one node)", async () => {
       tenants: { acme: { certPem: "CERT of pki-tenant-acme-cert", privateKeyPem: "PRIVATE KEY of pki-tenant-acme-key", chainPem: "CERT of pki-tenant-acme-cert\n" } },
     });
   });
+
+  it("token sign-in: an RSA 3072 signing key, its public key uploaded for the broker and exported, its private key nowhere else", async () => {
+    const [key, ...more] = mocks.byType("tls:index/privateKey:PrivateKey").filter((k) => k.name.startsWith("token-keys-"));
+    expect(more).toEqual([]);
+    expect(key).toMatchObject({ name: "token-keys-k1", inputs: { algorithm: "RSA", rsaBits: 3072 } });
+    expect(key?.additionalSecretOutputs).toEqual(expect.arrayContaining(["privateKeyPem"]));
+    expect(upload(container!, "/etc/rabbitmq/oauth2/k1.pem")).toMatchObject({ content: "PUBLIC KEY of token-keys-k1", permissions: "0644" });
+    expect(upload(container!, "/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf")?.content).toContain("auth_oauth2.signing_keys.k1 = /etc/rabbitmq/oauth2/k1.pem");
+    expect(await settle(outputs["tokens"]!)).toEqual({
+      value: { resourceServerId: "rabbitmq", algorithm: "RS256", signingKeyId: "k1", publicKeysPem: { k1: "PUBLIC KEY of token-keys-k1" }, issuerUrl: "https://127.0.0.1:8443" },
+      secret: false,
+    });
+    const everything = JSON.stringify([brokerContainers(mocks).map((c) => c.inputs), await Promise.all(Object.values(outputs).map((o) => settle(o)))]);
+    expect(everything).not.toContain("PRIVATE KEY of token-keys");
+    // The one place it goes: the token issuer's container, as a secret (tests/unit/token-issuer-deploy.test.ts).
+  });
+});
+
+describe("a key rotation: two signing keys in force, the newest first", async () => {
+  const platform = devConfig[`${PROJECT}:platform`] as { broker: Record<string, unknown> };
+  const { mocks, outputs } = await runPlatform({ ...platform, broker: { ...platform.broker, tokens: { signingKeys: ["k2", "k1"] } } });
+  await settle(outputs["adminPassword"]!);
+  await drain();
+  const [container] = brokerContainers(mocks);
+
+  it("keeps a key per id, uploads both public keys, renders both, and signs with the first", async () => {
+    expect(mocks.byType("tls:index/privateKey:PrivateKey").map((k) => k.name).filter((n) => n.startsWith("token-keys-"))).toEqual(["token-keys-k2", "token-keys-k1"]);
+    for (const id of ["k1", "k2"]) {
+      expect(upload(container!, `/etc/rabbitmq/oauth2/${id}.pem`)?.content).toBe(`PUBLIC KEY of token-keys-${id}`);
+      expect(upload(container!, "/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf")?.content).toContain(`auth_oauth2.signing_keys.${id} = /etc/rabbitmq/oauth2/${id}.pem`);
+    }
+    expect(((await settle(outputs["tokens"]!)).value as { signingKeyId: string }).signingKeyId).toBe("k2");
+  });
+});
+
+describe("a platform without token sign-in", async () => {
+  const platform = devConfig[`${PROJECT}:platform`] as { broker: Record<string, unknown> };
+  const { tokens: _tokens, ...broker } = platform.broker;
+  const { mocks, outputs } = await runPlatform({ ...platform, broker });
+  await settle(outputs["adminPassword"]!);
+  await drain();
+  const [container] = brokerContainers(mocks);
+
+  it("has no signing key, no key file, no OAuth 2 backend, and exports no token settings", async () => {
+    expect(mocks.byType("tls:index/privateKey:PrivateKey").filter((k) => k.name.startsWith("token-keys-"))).toEqual([]);
+    expect((container?.inputs["uploads"] as { file: string }[]).map((u) => u.file).filter((f) => f.includes("oauth2"))).toEqual([]);
+    expect(upload(container!, "/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf")?.content).not.toMatch(/auth_oauth2|auth_backends/);
+    expect((await settle(outputs["tokens"]!)).value).toBeUndefined();
+  });
 });
 
 describe("a three-node Docker cluster", async () => {
   const { mocks } = await runPlatform({ target: "docker", image: "rabbitmq:4.0.9-management", nodes: 3, broker: { version: "4.0.9" } });
   await drain();
-  const containers = mocks.byType("docker:index/container:Container");
+  const containers = brokerContainers(mocks);
 
   it("renders classic peer discovery of all three nodes into every node, with one shared cookie", () => {
     expect(containers.map((c) => c.inputs["hostname"])).toEqual(["rabbitmq-0", "rabbitmq-1", "rabbitmq-2"]);
@@ -157,7 +213,7 @@ describe("a three-node Docker cluster", async () => {
 describe("a three-node Docker cluster of 3.10", async () => {
   const { mocks } = await runPlatform({ target: "docker", image: "rabbitmq:3.10.8-management", nodes: 3, broker: { version: "3.10.8" } });
   await drain();
-  const containers = mocks.byType("docker:index/container:Container");
+  const containers = brokerContainers(mocks);
 
   it("starts its nodes one by one: each container waits for its health check (MQTT client-id Raft before 3.13)", () => {
     expect(containers).toHaveLength(3);
@@ -186,7 +242,7 @@ describe("two platforms on one Docker host: docker.namePrefix, and a host that c
   });
   const gaps = await settle(outputs["tuningNotApplied"]!);
   await drain();
-  const containers = mocks.byType("docker:index/container:Container");
+  const containers = brokerContainers(mocks);
 
   it("names containers, host names, Erlang nodes and volumes after the prefix; logical names stay the component's", () => {
     expect(containers.map((c) => [c.name, c.inputs["name"], c.inputs["hostname"]])).toEqual([
@@ -213,7 +269,7 @@ describe("a Docker host with no open-files cap", async () => {
   await drain();
 
   it("gets the tuning's nofile and reports nothing missing", () => {
-    expect(mocks.byType("docker:index/container:Container")[0]?.inputs["ulimits"]).toEqual([{ name: "nofile", soft: 65536, hard: 65536 }]);
+    expect(brokerContainers(mocks)[0]?.inputs["ulimits"]).toEqual([{ name: "nofile", soft: 65536, hard: 65536 }]);
     expect(gaps.value).toEqual([]);
   });
 });
@@ -260,7 +316,7 @@ describe("the shipped production platform stack (Kubernetes, three nodes)", asyn
 
   it("exposes one Service per listener; management and AMQP stay inside the cluster", () => {
     const services = Object.fromEntries(
-      mocks.byType("kubernetes:core/v1:Service").map((s) => [s.name, (s.inputs["spec"] as { type?: string }).type ?? "headless"]),
+      mocks.byType("kubernetes:core/v1:Service").filter((s) => s.parent.includes("KubernetesBroker")).map((s) => [s.name, (s.inputs["spec"] as { type?: string }).type ?? "headless"]),
     );
     expect(services).toEqual({
       "rabbitmq-nodes": "headless",
@@ -279,6 +335,18 @@ describe("the shipped production platform stack (Kubernetes, three nodes)", asyn
     expect(pod["volumes"]).toEqual(expect.arrayContaining([{ name: "tls", secret: { secretName: "rabbitmq-tls", defaultMode: 0o440 } }]));
     const annotations = (sts?.inputs["spec"] as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations;
     expect(annotations["rabbitmq-mqtt/tls-certificate"]).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it("mounts the token signing keys' public keys from a ConfigMap and rolls the pods when they change", () => {
+    const keys = mocks.one("kubernetes:core/v1:ConfigMap", "rabbitmq-token-keys");
+    expect(keys.inputs["data"]).toEqual({ "k1.pem": "PUBLIC KEY of token-keys-k1" });
+    expect(pod.containers[0]?.["volumeMounts"]).toEqual(expect.arrayContaining([{ name: "token-keys", mountPath: "/etc/rabbitmq/oauth2", readOnly: true }]));
+    expect(pod["volumes"]).toEqual(expect.arrayContaining([{ name: "token-keys", configMap: { name: "rabbitmq-token-keys" } }]));
+    const annotations = (sts?.inputs["spec"] as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations;
+    expect(annotations["rabbitmq-mqtt/token-keys"]).toMatch(/^[0-9a-f]{16}$/);
+    const conf = (mocks.one("kubernetes:core/v1:Secret", "rabbitmq-config").inputs["stringData"] as Record<string, string>)["rabbitmq.conf"];
+    expect(conf).toContain("auth_oauth2.signing_keys.k1 = /etc/rabbitmq/oauth2/k1.pem");
+    expect(conf).toContain("auth_oauth2.require_exp = true");
   });
 
   it("names every pod and Service in the broker certificate, plus the configured public name", () => {
@@ -356,6 +424,13 @@ describe("bad platform config fails before any resource is registered", () => {
     ["kubernetes with two nodes", { target: "kubernetes", image: "rabbitmq:4.0.9", nodes: 2, broker: { version: "4.0.9" } }, /platform\.nodes: is 2; production on Kubernetes needs an odd number of at least 3/],
     ["kubernetes version", { target: "kubernetes", image: "rabbitmq:4.0.9", nodes: 3, broker: { version: "4.0.9" }, kubernetes: { version: "1.9" } }, /platform\.kubernetes\.version/],
     ["kubernetes memory", { target: "kubernetes", image: "rabbitmq:4.0.9", nodes: 3, broker: { version: "4.0.9" }, kubernetes: { memory: "4GB" } }, /platform\.kubernetes\.memory: a memory size such as 4Gi/],
+    ["token issuer on kubernetes without image or url", { target: "kubernetes", image: "rabbitmq:4.0.9", nodes: 3, broker: { version: "4.0.9", tokens: { signingKeys: ["k1"], issuer: {} } } }, /platform\.broker\.tokens\.issuer\.image: required on kubernetes[\s\S]*platform\.broker\.tokens\.issuer\.url: required on kubernetes/],
+    ["token issuer with one replica", { target: "kubernetes", image: "rabbitmq:4.0.9", nodes: 3, broker: { version: "4.0.9", tokens: { signingKeys: ["k1"], issuer: { replicas: 1 } } } }, /platform\.broker\.tokens\.issuer\.replicas: must be at least 2/],
+    ["token issuer image unpinned", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9", tokens: { signingKeys: ["k1"], issuer: { image: "token-issuer:latest" } } } }, /platform\.broker\.tokens\.issuer\.image: must be pinned/],
+    ["token issuer on a listener's port", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9", tokens: { signingKeys: ["k1"], issuer: { port: 8883 } } } }, /platform\.broker\.tokens\.issuer\.port: port 8883 is already used by platform\.broker\.listeners\.mqtts/],
+    ["token issuer url over http", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9", tokens: { signingKeys: ["k1"], issuer: { url: "http://127.0.0.1:8443" } } } }, /platform\.broker\.tokens\.issuer\.url: must be an https URL/],
+    ["a tenant stack that is not <org>/<project>/<stack>", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9", tokens: { signingKeys: ["k1"], issuer: { tenantStacks: ["acme"] } } } }, /platform\.broker\.tokens\.issuer\.tenantStacks\[0\]: must be <organization>\/<project>\/<stack>/],
+    ["a tenant stack listed twice", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9", tokens: { signingKeys: ["k1"], issuer: { tenantStacks: ["organization/rabbitmq-mqtt/acme", "organization/rabbitmq-mqtt/acme"] } } } }, /platform\.broker\.tokens\.issuer\.tenantStacks\[1\]: stack 'organization\/rabbitmq-mqtt\/acme' is listed twice/],
   ])("%s", async (_label, platform, message) => {
     vi.resetModules();
     const mocks = new RecordingMocks();

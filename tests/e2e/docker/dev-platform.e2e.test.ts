@@ -5,15 +5,21 @@
  * TLS-login suite (on dev platforms of its own) and the tenant-access suite (on these containers)
  * run in the same vitest run, through the published ports.
  */
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
 import * as https from "node:https";
 import * as tls from "node:tls";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { versionAtLeast } from "../../../core/broker-baseline";
+import { appScopes, parseAppGrant } from "../../../core/token-scopes";
 import { connectionMax, tuningFor } from "../../../core/tuning";
-import { portOpen } from "../../support/clients";
+import { jwtVerify } from "jose";
+import { endQuietly, mqttConnect, portOpen, tryPublish, trySubscribe } from "../../support/clients";
 import { dockerCall, dockerExec } from "../../support/docker-engine";
 import { applyDockerResource } from "../../support/docker-hooks";
 import { hostOpenFilesLimit } from "../../support/docker-platform";
+import { idpToken } from "../../support/idp-container";
+import { adminApiOk } from "../../support/management";
+import { rs256, rsaSigningKey, type SigningKey } from "../../support/tokens";
 
 const broker = inject("broker");
 const docker = inject("docker");
@@ -115,6 +121,129 @@ describe("listeners on the published ports", () => {
     });
     expect(res.status).toBe(200);
     expect((JSON.parse(res.body) as { rabbitmq_version: string }).rabbitmq_version).toBe(broker.version);
+  });
+});
+
+describe("token sign-in, as the stack renders it into the container", () => {
+  const VHOST = "token-signin";
+  const tokens = docker.outputs["tokens"] as { resourceServerId: string; signingKeyId: string; publicKeysPem: Record<string, string> };
+  const signing = (): SigningKey => {
+    const pem = docker.tokenSigningKeys[tokens.signingKeyId];
+    if (pem === undefined) throw new Error(`no private key for ${tokens.signingKeyId}`);
+    return { kid: tokens.signingKeyId, privateKey: createPrivateKey(pem), publicKeyPem: tokens.publicKeysPem[tokens.signingKeyId] ?? "" };
+  };
+  const token = (user: string) => {
+    const now = Math.floor(Date.now() / 1000);
+    const scope = appScopes(
+      { publish: [parseAppGrant("activity/{user}/#")], subscribe: [parseAppGrant("client/{client}/#")] },
+      { vhost: VHOST, resourceServerId: tokens.resourceServerId, user, clientIds: 1 },
+    );
+    return rs256(signing(), { sub: user, aud: [tokens.resourceServerId], iat: now, exp: now + 300, scope });
+  };
+
+  beforeAll(async () => {
+    await adminApiOk(broker, "PUT", `vhosts/${VHOST}`, {});
+  });
+
+  it("holds the public key the stack made in the file the config names, and nothing of the private key", async () => {
+    expect(await exec(["cat", `/etc/rabbitmq/oauth2/${tokens.signingKeyId}.pem`])).toBe(tokens.publicKeysPem[tokens.signingKeyId]);
+    expect(await exec(["sh", "-c", "grep -rl 'PRIVATE KEY' /etc/rabbitmq/oauth2 || true"])).toBe("");
+  });
+
+  it.each([
+    ["MQTT over TLS", false],
+    ["Web MQTT over TLS (wss)", true],
+  ])("takes a token signed with the stack's signing key over %s, scoped to the user's own topics", async (_what, websocket) => {
+    const port = websocket ? broker.tls!.webMqttsPort : broker.tls!.mqttsPort;
+    const c = await mqttConnect({ port, websocket, tls: { ca: caCertPem }, clientId: "u1~1", username: `${VHOST}:app`, password: token("u1") });
+    if (!c.ok) throw new Error(`refused: ${c.reason}`);
+    try {
+      expect((await trySubscribe(c.client, "client/u1~1/#")).outcome).toBe("granted");
+      expect((await trySubscribe(c.client, "client/u2~1/#")).outcome).not.toBe("granted");
+    } finally {
+      await endQuietly(c.client);
+    }
+  });
+
+  it("refuses a token signed with any other key", async () => {
+    // The stack's key id, another key: what someone without the issuer's key could sign.
+    const other = rsaSigningKey(tokens.signingKeyId);
+    const now = Math.floor(Date.now() / 1000);
+    const forged = rs256(other, { sub: "u1", aud: [tokens.resourceServerId], iat: now, exp: now + 300, scope: [`${tokens.resourceServerId}.read:${VHOST}/*`] });
+    const c = await mqttConnect({ port: broker.tls!.mqttsPort, tls: { ca: caCertPem }, clientId: "u1~1", username: `${VHOST}:app`, password: forged });
+    if (c.ok) await endQuietly(c.client);
+    expect(c.ok).toBe(false);
+  });
+});
+
+describe("the token issuer the dev stack deploys: a container built from issuer/, on the published port", () => {
+  const ti = docker.tokenIssuer;
+  const tokens = docker.outputs["tokens"] as { resourceServerId: string; signingKeyId: string; publicKeysPem: Record<string, string>; issuerUrl: string };
+  const signIn = (idToken: string) =>
+    new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+      const req = https.request(`${ti.url}/v1/tenants/${ti.tenant}/apps/${ti.app}/token`, { method: "POST", headers: { authorization: `Bearer ${idToken}` }, ca: caCertPem }, (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(body) as Record<string, unknown> }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  const issuerExec = async (cmd: string[]) => {
+    const r = await dockerExec(docker.socketPath, ti.container, cmd);
+    if (r.code !== 0) throw new Error(`${cmd.join(" ")} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  };
+
+  beforeAll(async () => {
+    await adminApiOk(broker, "PUT", `vhosts/${ti.vhost}`, {});
+  });
+
+  it("runs healthy as the image's unprivileged user, published on 127.0.0.1, with the key and config the stack uploaded", async () => {
+    const info = await dockerCall<Inspect & { Config: { User: string } }>(docker.socketPath, "GET", `/containers/${ti.container}/json`);
+    expect(info.State.Health.Status).toBe("healthy");
+    expect(info.Config.User).toBe("1000:1000");
+    expect(info.HostConfig.RestartPolicy.Name).toBe("unless-stopped");
+    expect(ti.url).toBe(`https://127.0.0.1:${new URL(ti.url).port}`);
+    expect(Object.values(info.HostConfig.PortBindings).flat()).toEqual([{ HostIp: "127.0.0.1", HostPort: new URL(ti.url).port }]);
+    expect(await issuerExec(["stat", "-c", "%u %a", "/etc/token-issuer/keys/signing-key.pem", "/etc/token-issuer/tls/key.pem"])).toBe("1000 400\n1000 400\n");
+    const file = JSON.parse(await issuerExec(["cat", "/etc/token-issuer/issuer.json"])) as { signingKeyId: string; issuerUrl: string; tenants: Record<string, { vhost: string }> };
+    expect(file).toMatchObject({ signingKeyId: tokens.signingKeyId, issuerUrl: ti.url, tenants: { [ti.tenant]: { vhost: ti.vhost } } });
+    // The broker's key file holds the public half of the very key the issuer signs with.
+    const signingPem = await issuerExec(["cat", "/etc/token-issuer/keys/signing-key.pem"]);
+    expect(createPublicKey(signingPem).export({ type: "spki", format: "pem" })).toBe(tokens.publicKeysPem[tokens.signingKeyId]);
+  });
+
+  it("signs a user in with its provider's ID token, and the broker token opens only that user's topics, over MQTT and Web MQTT", async () => {
+    const res = await signIn(await idpToken(ti.idp, ti.audience, { sub: "alice" }));
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ username: `${ti.vhost}:${ti.app}`, vhost: ti.vhost, user: "alice", clientIds: ["alice~1", "alice~2"] });
+    const token = String(res.body["token"]);
+    const { payload, protectedHeader } = await jwtVerify(token, createPublicKey(tokens.publicKeysPem[tokens.signingKeyId] ?? ""), { algorithms: ["RS256"], issuer: ti.url, audience: tokens.resourceServerId });
+    expect(protectedHeader.kid).toBe(tokens.signingKeyId);
+    expect(payload.sub).toBe("alice");
+    for (const websocket of [false, true]) {
+      const port = websocket ? broker.tls!.webMqttsPort : broker.tls!.mqttsPort;
+      const c = await mqttConnect({ port, websocket, tls: { ca: caCertPem }, clientId: "alice~1", username: `${ti.vhost}:${ti.app}`, password: token });
+      if (!c.ok) throw new Error(`refused: ${c.reason}`);
+      try {
+        expect((await trySubscribe(c.client, "client/alice~1/#")).outcome).toBe("granted");
+        expect(await tryPublish(c.client, "activity/alice/login", "hello")).toBe("acked");
+        expect((await trySubscribe(c.client, "client/bob~1/#")).outcome).not.toBe("granted");
+      } finally {
+        await endQuietly(c.client);
+      }
+    }
+  });
+
+  it.each([
+    ["a user id that could widen a scope", async () => idpToken(ti.idp, ti.audience, { sub: "*" }), 403],
+    ["an ID token for another app", async () => idpToken(ti.idp, "another-app", { sub: "alice" }), 401],
+    ["an ID token signed by a key the provider does not publish", async () => idpToken(ti.idp, ti.audience, { sub: "alice" }, generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey), 401],
+  ])("refuses %s", async (_what, make, status) => {
+    const res = await signIn(await make());
+    expect(res.status).toBe(status);
+    expect(res.body["token"]).toBeUndefined();
   });
 });
 
