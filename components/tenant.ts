@@ -18,6 +18,8 @@ import { CertificateUser } from "./management/certificate-user";
 import { CLIENT_USES, IssuedCertificate } from "./pki";
 import type { IssuerOutput } from "./pki/platform-pki";
 import { IdentitySessions } from "./management/identity-sessions";
+import { DeviceFleet } from "./management/device-fleet";
+import { deviceFingerprint } from "../core/fleets";
 import { UserLimits, VhostLimits } from "./management/limits";
 import { VhostMetadata } from "./management/vhost-metadata";
 
@@ -114,6 +116,24 @@ export class Tenant extends pulumi.ComponentResource {
     this.identities = {};
     for (const identity of model.identities) {
       this.identities[identity.name] = this.declareIdentity(name, identity, vhost, args, rmq);
+    }
+
+    // One resource per fleet, whatever its size (components/management/device-fleet.ts).
+    for (const fleet of model.fleets) {
+      new DeviceFleet(
+        `${name}-fleet-${fleet.name}`,
+        {
+          connection,
+          vhost: vhost.name,
+          fleet: fleet.name,
+          template: fleet.template,
+          limits: limitsRecord({ "max-connections": fleet.limits.maxConnections, "max-channels": fleet.limits.maxChannels }),
+          members: Object.fromEntries(fleet.devices.map((d) => [d.name, deviceFingerprint(d)])),
+          credentials: Object.fromEntries(fleet.devices.map((d) => [d.name, { passwordHash: d.passwordHash, ...(d.user !== undefined ? { user: d.user } : {}) }])),
+          summary: `${fleet.devices.length} devices (registry ${fleet.registry})`,
+        },
+        { parent: this, dependsOn: [vhost] },
+      );
     }
 
     this.registerOutputs({

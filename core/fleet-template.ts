@@ -51,15 +51,23 @@ export function renderDevice(t: FleetTemplate, name: string, user: string | unde
     const withName = s.split(DEVICE_TOKEN).join(escapeRegex(name));
     return user === undefined ? withName : withName.split(USER_TOKEN).join(escapeRegex(user));
   };
-  const literal = (s: string) => s.split(DEVICE_TOKEN).join(name);
   return {
-    username: literal(t.username),
+    username: deviceUsername(t, name),
     configure: inRegex(t.configure),
     write: inRegex(t.write),
     read: inRegex(t.read),
     exchange: t.exchange,
     topicWrite: inRegex(t.topicWrite),
     topicRead: inRegex(t.topicRead),
-    queues: t.queues.map(literal),
+    queues: deviceQueues(t, name),
   };
+}
+
+/** The device's broker user and MQTT queues (they do not depend on its user id). */
+export function deviceUsername(t: Pick<FleetTemplate, "username">, name: string): string {
+  return t.username.split(DEVICE_TOKEN).join(name);
+}
+
+export function deviceQueues(t: Pick<FleetTemplate, "queues">, name: string): string[] {
+  return t.queues.map((q) => q.split(DEVICE_TOKEN).join(name));
 }

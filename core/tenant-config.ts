@@ -19,6 +19,7 @@ import {
 } from "./permissions";
 import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from "./roles";
 import { buildTokenApps, tokenAppsSchema, type TokenApp } from "./token-apps";
+import { compileFleetClass, fleetSchema, parseRegistry, type FleetClass, type FleetDevice } from "./fleets";
 import {
   bindFilter,
   filterWithin,
@@ -181,6 +182,11 @@ export const tenantConfigSchema = z.strictObject({
    * resource per end user; the platform's token issuer serves them (platform.broker.tokens.issuer).
    */
   apps: tokenAppsSchema,
+  /**
+   * Device fleets (core/fleets.ts): a device class each, its members in a registry file; one
+   * Pulumi resource per fleet, whatever its size.
+   */
+  fleets: z.array(fleetSchema).default([]),
 });
 
 export type TenantConfigInput = z.input<typeof tenantConfigSchema>;
@@ -233,12 +239,22 @@ export interface TenantModel {
    * token issuer, whose file takes this form and validates it again (stacks/tenant.ts).
    */
   readonly appsConfig: z.output<typeof tokenAppsSchema>;
+  /** Device fleets with their registries' devices, validated. */
+  readonly fleets: readonly FleetModel[];
 }
+
+export interface FleetModel extends FleetClass {
+  readonly devices: readonly FleetDevice[];
+}
+
+/** Reads a fleet's registry file (path relative to the project); throws with the system's reason. */
+export type RegistryReader = (path: string) => string;
 
 /** Parses and validates raw stack config. Throws ConfigError listing every problem. */
 export function parseTenantConfig(
   raw: unknown,
   passwords: Readonly<Record<string, unknown>> = {},
+  readRegistry?: RegistryReader,
 ): TenantModel {
   const parsed = tenantConfigSchema.safeParse(raw);
   if (!parsed.success) {
@@ -247,13 +263,13 @@ export function parseTenantConfig(
     );
   }
   const issues: ConfigIssue[] = [...validityProblems(parsed.data.certificates, `${TENANT_KEY}.certificates`)];
-  const model = buildModel(parsed.data, issues);
+  const model = buildModel(parsed.data, issues, readRegistry);
   validatePasswords(model, passwords, issues);
   if (issues.length > 0) throw new ConfigError(issues);
   return model;
 }
 
-function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel {
+function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[], readRegistry: RegistryReader | undefined): TenantModel {
   const seen = new Map<string, number>();
   const identities: IdentityModel[] = [];
   cfg.identities.forEach((id, index) => {
@@ -391,7 +407,40 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[]): TenantModel
     identities,
     apps: buildTokenApps(cfg.apps, `${TENANT_KEY}.apps`, issues),
     appsConfig: cfg.apps,
+    fleets: buildFleets(cfg, identities, issues, readRegistry),
   };
+}
+
+function buildFleets(cfg: TenantConfigParsed, identities: readonly IdentityModel[], issues: ConfigIssue[], readRegistry: RegistryReader | undefined): FleetModel[] {
+  const taken = new Map<string, string>(identities.map((id, i) => [id.name, `identity tenant.identities[${i}]`]));
+  const fleetNames = new Map<string, number>();
+  const fleets: FleetModel[] = [];
+  cfg.fleets.forEach((f, index) => {
+    const key = `${TENANT_KEY}.fleets[${index}]`;
+    const first = fleetNames.get(f.name);
+    if (first !== undefined) {
+      issues.push({ key: `${key}.name`, message: `duplicate fleet '${f.name}' (also ${TENANT_KEY}.fleets[${first}])` });
+      return;
+    }
+    fleetNames.set(f.name, index);
+    const cls = compileFleetClass(cfg.name, f, key, issues);
+    if (cls === undefined) return;
+    if (readRegistry === undefined) {
+      issues.push({ key: `${key}.registry`, message: "registry files are read by the tenant stack program; none was given" });
+      return;
+    }
+    let text: string;
+    try {
+      text = readRegistry(f.registry);
+    } catch (e) {
+      issues.push({ key: `${key}.registry`, message: `cannot read ${f.registry}: ${(e as Error).message}` });
+      return;
+    }
+    const devices = parseRegistry(text, f.registry, cls, taken, issues);
+    for (const d of devices) taken.set(d.name, `a device of fleet ${f.name}`);
+    fleets.push({ ...cls, devices });
+  });
+  return fleets;
 }
 
 /**

@@ -6,7 +6,7 @@
  * Everything is validated before the first resource is registered.
  */
 import { createHash } from "node:crypto";
-import { lstatSync, mkdirSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
@@ -45,7 +45,8 @@ export function validateTenantStack(): ValidatedTenantStack {
     throw new ConfigError([{ key: IDENTITY_PASSWORDS_KEY, message: "must be an object of identity name -> password (secret)" }]);
   }
   const passwords = passwordsRaw as Record<string, unknown>;
-  const model = parseTenantConfig(tenantRaw, passwords);
+  // Fleet registries: files of the project, relative to Pulumi.yaml (the program's working directory).
+  const model = parseTenantConfig(tenantRaw, passwords, (file) => readFileSync(path.resolve(file), "utf8"));
   const brokerRaw = parseJsonConfig(BROKER_KEY, rawConfig(BROKER_KEY), false);
   if (brokerRaw === undefined) {
     throw new ConfigError([

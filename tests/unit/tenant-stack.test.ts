@@ -2,12 +2,13 @@
  * The tenant stack program and the Tenant component under mocks: what is registered, with which
  * options, and that bad config fails before any resource.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../core/errors";
+import { hashDevicePassword } from "../../core/fleets";
 import { RecordingMocks, drain, settle } from "../support/recording-mocks";
 
 const PROJECT = "rabbitmq-mqtt";
@@ -368,4 +369,65 @@ it("trusts a private CA given with a direct broker connection, in the provider a
   const [p] = mocks.byType("pulumi:providers:rabbitmq");
   expect(readFileSync(String(p?.inputs["cacertFile"]), "utf8")).toBe(ca);
   expect((mocks.byType("pulumi-nodejs:dynamic/rabbitmq-mqtt:VhostMetadata")[0]?.inputs["connection"] as { caCertPem?: string }).caCertPem).toBe(ca);
+});
+
+describe("device fleets in the tenant stack", () => {
+  const dir = ".e2e-artifacts/unit-fleets";
+  const registry = (size: number, extra: string[] = []) => {
+    const file = `${dir}/${process.pid}-${size}-${extra.length}.jsonl`;
+    mkdirSync(path.resolve(dir), { recursive: true });
+    const lines = Array.from({ length: size }, (_, i) => JSON.stringify({ name: `dev-${i}`, user: `home-${i}`, passwordHash: hashDevicePassword(`pw-${i}`) }));
+    writeFileSync(path.resolve(file), `${[...lines, ...extra].join("\n")}\n`);
+    return file;
+  };
+  const run = (file: string) =>
+    runProgram({ ...direct, tenant: { ...TENANT, mqttPorts: [], fleets: [{ name: "thermostats", role: "c2b", registry: file, limits: { maxConnections: 2 } }] } }, ["brokerPassword"]);
+
+  it("registers the same resources for a fleet of 1 and of 5,000: one DeviceFleet, nothing per device", async () => {
+    const counts: Record<string, number>[] = [];
+    for (const size of [1, 5000]) {
+      const { mocks, outputs } = await run(registry(size));
+      await settle(outputs["vhost"]!);
+      await drain();
+      const byType: Record<string, number> = {};
+      for (const r of mocks.records) byType[r.type] = (byType[r.type] ?? 0) + 1;
+      counts.push(byType);
+      const [fleet] = mocks.byType("pulumi-nodejs:dynamic/rabbitmq-mqtt:DeviceFleet");
+      expect(Object.keys(fleet?.inputs["members"] as object)).toHaveLength(size);
+      expect(fleet?.inputs["summary"]).toMatch(new RegExp(`^${size} devices`));
+    }
+    expect(counts[1]).toEqual(counts[0]);
+    expect(counts[0]?.["pulumi-nodejs:dynamic/rabbitmq-mqtt:DeviceFleet"]).toBe(1);
+  });
+
+  it("keeps the devices' hashes secret and their fingerprints plain, for a readable preview", async () => {
+    const { mocks, outputs } = await run(registry(3));
+    await settle(outputs["vhost"]!);
+    await drain();
+    const [fleet] = mocks.byType("pulumi-nodejs:dynamic/rabbitmq-mqtt:DeviceFleet");
+    expect(fleet?.secretInputs).toEqual(expect.arrayContaining(["credentials", "connection"]));
+    expect(fleet?.secretInputs).not.toContain("members");
+    expect(Object.values(fleet?.inputs["members"] as Record<string, string>).every((f) => /^[0-9a-f]{16}$/.test(f))).toBe(true);
+  });
+
+  it("fails on a hostile registry line before any resource, naming file and line", async () => {
+    const file = registry(2, [JSON.stringify({ name: "dev-*", user: "h", passwordHash: hashDevicePassword("x") })]);
+    vi.resetModules();
+    const mocks = new RecordingMocks();
+    await pulumi.runtime.setMocks(mocks, PROJECT, "test", false);
+    const config = { ...direct, tenant: { ...TENANT, mqttPorts: [], fleets: [{ name: "thermostats", role: "c2b", registry: file }] } };
+    pulumi.runtime.setAllConfig(
+      Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, typeof v === "string" ? v : JSON.stringify(v)])),
+      [`${PROJECT}:brokerPassword`],
+    );
+    const err = await import("../../stacks/index").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    // vi.resetModules() loads a fresh copy of core/errors, so compare by name, not instanceof.
+    expect((err as Error).name).toBe(ConfigError.name);
+    expect((err as ConfigError).issues.map((i) => i.key)).toEqual([`${file}:3 name`]);
+    await drain();
+    expect(mocks.records).toEqual([]);
+  });
 });
