@@ -95,7 +95,7 @@ export async function applyStack(
     writeFileSync(inFile, JSON.stringify(input), { mode: 0o600 });
     const tsx = path.join(ROOT, "node_modules/.bin/tsx");
     await new Promise<void>((resolve, reject) => {
-      execFile(tsx, [path.join(ROOT, "tests/support/run-stack.ts"), inFile, outFile], { cwd: ROOT, timeout: 180_000 }, (err, _stdout, stderr) => {
+      execFile(tsx, [path.join(ROOT, "tests/support/run-stack.ts"), inFile, outFile], { cwd: ROOT, timeout: Number(process.env["STACK_RUN_TIMEOUT_MS"] ?? 180_000), maxBuffer: 64 * 1024 * 1024 }, (err, _stdout, stderr) => {
         if (err) reject(new Error(`stack ${stack} failed: ${stderr || err.message}`));
         else resolve();
       });

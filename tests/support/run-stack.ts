@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { settle } from "./outputs";
+import { managementSlots } from "../../components/management/api";
 import type { DockerTarget } from "./docker-hooks";
 import { BrokerMocks, deserializeDynamicProvider, type DynamicProviderResolver, type RegisteredResource } from "./broker-mocks";
 
@@ -32,6 +33,10 @@ export interface StackRunResult {
   /** Names of stack outputs that are Pulumi secrets. */
   readonly secretOutputs: string[];
   readonly registered: RegisteredResource[];
+  /** Management API calls this run made (the product's providers and the mocks' stand-in for @pulumi/rabbitmq's). */
+  readonly managementCalls?: number;
+  /** The program process's peak resident memory, bytes. */
+  readonly maxRssBytes?: number;
 }
 
 export function projectConfig(input: StackRunInput): { config: Record<string, string>; secretKeys: string[] } {
@@ -57,6 +62,7 @@ export async function runStack(
     ...(input.previous ? { previous: input.previous } : {}),
     ...(input.docker ? { docker: input.docker } : {}),
   });
+  const callsBefore = managementSlots().stats.calls;
   await pulumi.runtime.setMocks(mocks, input.project, input.stack, false);
   const { config, secretKeys } = projectConfig(input);
   pulumi.runtime.setAllConfig(config, secretKeys);
@@ -83,7 +89,7 @@ export async function runStack(
   await mocks.deleteRemoved();
   const failed = mocks.errors[0];
   if (failed) throw failed;
-  return { outputs, secretOutputs, registered: mocks.registered };
+  return { outputs, secretOutputs, registered: mocks.registered, managementCalls: managementSlots().stats.calls - callsBefore, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
 }
 
 async function main(): Promise<void> {
