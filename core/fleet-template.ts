@@ -33,16 +33,8 @@ export interface FleetTemplate {
   readonly usesUser: boolean;
 }
 
-export interface FleetDevicePermissions {
-  readonly username: string;
-  readonly configure: string;
-  readonly write: string;
-  readonly read: string;
-  readonly exchange: string;
-  readonly topicWrite: string;
-  readonly topicRead: string;
-  readonly queues: readonly string[];
-}
+/** One device's permissions: the template with its names written in. */
+export type FleetDevicePermissions = Omit<FleetTemplate, "usesUser">;
 
 /** `name` and `user` must already be validated (core/fleets.ts parseRegistry). */
 export function renderDevice(t: FleetTemplate, name: string, user: string | undefined): FleetDevicePermissions {

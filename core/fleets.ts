@@ -28,31 +28,9 @@ export const FLEET_HASHING_ALGORITHM = "rabbit_password_hashing_sha256";
 export const MAX_FLEET_DEVICES = 200_000;
 export const DEFAULT_DEVICE_MAX_CLIENT_IDS = 1;
 
-/** The registry path: relative to the project directory, inside it, a `.jsonl` file. */
-const REGISTRY_PATH = /^(?!\/)(?!.*(?:^|\/)\.\.(?:\/|$))[A-Za-z0-9_./-]+\.jsonl$/;
-
-export const fleetSchema = z.strictObject({
-  name: z.string({ error: "must be a string" }).regex(NAME_PATTERN, { error: (iss) => `${JSON.stringify(iss.input)} is not allowed: ${NAME_RULE}` }),
-  role: z.string({ error: `must be one of: ${ROLE_NAMES.join(", ")}` }),
-  auth: z.literal("password", { error: "must be password (certificate fleets, signing the devices' CSRs in bulk, are not built yet)" }).default("password"),
-  registry: z
-    .string({ error: "must be a path" })
-    .regex(REGISTRY_PATH, { error: "must be a .jsonl file inside the project, relative to Pulumi.yaml, e.g. fleets/acme-thermostats.jsonl" }),
-  grants: z
-    .strictObject({
-      publish: z.array(z.string({ error: "must be a string (an MQTT topic filter)" })).default([]),
-      subscribe: z.array(z.string({ error: "must be a string (an MQTT topic filter)" })).default([]),
-    })
-    .optional(),
-  limits: z
-    .strictObject({
-      maxConnections: z.number().int().min(1).max(100_000).optional(),
-      maxChannels: z.number().int().min(1).max(2047).optional(),
-      maxClientIds: z.number().int().min(1).max(64).optional(),
-    })
-    .default({}),
-});
-export type FleetConfig = z.output<typeof fleetSchema>;
+/** How a fleet is declared in stack config: `fleetSchema` in core/tenant-config.ts. */
+export type { FleetConfig } from "./tenant-config";
+import type { FleetConfig } from "./tenant-config";
 
 export interface FleetClass {
   readonly name: string;

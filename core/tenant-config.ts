@@ -19,7 +19,7 @@ import {
 } from "./permissions";
 import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from "./roles";
 import { buildTokenApps, tokenAppsSchema, type TokenApp } from "./token-apps";
-import { compileFleetClass, fleetSchema, parseRegistry, type FleetClass, type FleetDevice } from "./fleets";
+import { compileFleetClass, parseRegistry, type FleetClass, type FleetDevice } from "./fleets";
 import {
   bindFilter,
   filterWithin,
@@ -126,6 +126,22 @@ const identitySchema = z.strictObject({
   /** Only with auth: certificate. */
   certificate: z.strictObject({ subject: subjectFieldsSchema.default({}) }).optional(),
 });
+
+/** The registry path: relative to the project directory, inside it, a `.jsonl` file. */
+const REGISTRY_PATH = /^(?!\/)(?!.*(?:^|\/)\.\.(?:\/|$))[A-Za-z0-9_./-]+\.jsonl$/;
+
+/** A device fleet (core/fleets.ts): the class; its devices are in the registry file. */
+export const fleetSchema = z.strictObject({
+  name: nameSchema,
+  role: z.string({ error: `must be one of: ${ROLE_NAMES.join(", ")}` }),
+  auth: z.literal("password", { error: "must be password (certificate fleets, signing the devices' CSRs in bulk, are not built yet)" }).default("password"),
+  registry: z
+    .string({ error: "must be a path" })
+    .regex(REGISTRY_PATH, { error: "must be a .jsonl file inside the project, relative to Pulumi.yaml, e.g. fleets/acme-thermostats.jsonl" }),
+  grants: grantsSchema.optional(),
+  limits: identityLimitsSchema.default({}),
+});
+export type FleetConfig = z.output<typeof fleetSchema>;
 
 export const tenantConfigSchema = z.strictObject({
   name: nameSchema,

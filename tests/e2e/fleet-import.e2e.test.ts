@@ -8,7 +8,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { managementCall } from "../../components/management/api";
 import { renderDevice } from "../../core/fleet-template";
-import { compileFleetClass, fleetSchema, hashDevicePassword } from "../../core/fleets";
+import { compileFleetClass, hashDevicePassword } from "../../core/fleets";
+import { fleetSchema } from "../../core/tenant-config";
 import type { ConfigIssue } from "../../core/errors";
 import { endQuietly, mqttConnect, trySubscribe, tryPublish } from "../support/clients";
 

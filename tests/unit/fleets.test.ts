@@ -6,8 +6,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DEVICE_TOKEN, TOKEN_MARK, USER_TOKEN, renderDevice } from "../../core/fleet-template";
-import { compileFleetClass, deviceFingerprint, fleetSchema, hashDevicePassword, parseRegistry, planFleet, summarizePlan, type FleetClass } from "../../core/fleets";
-import type { ConfigIssue } from "../../core/errors";
+import { compileFleetClass, deviceFingerprint, hashDevicePassword, parseRegistry, planFleet, summarizePlan, type FleetClass } from "../../core/fleets";
+import { fleetSchema, parseTenantConfig } from "../../core/tenant-config";
+import type { ConfigError, ConfigIssue } from "../../core/errors";
 import { NAME_PATTERN } from "../../core/names";
 import { clientIds, compilePermissions } from "../../core/permissions";
 import { bindFilter, parseTopicFilter } from "../../core/topics";
@@ -173,5 +174,39 @@ describe("hashes, fingerprints and plans", () => {
     expect(plan).toEqual({ added: ["e"], changed: ["b"], removed: ["c"] });
     expect(summarizePlan(plan, 3)).toBe("3 devices: 1 added (e); 1 changed (b); 1 removed (c)");
     expect(summarizePlan(planFleet(news, news), 3)).toBe("3 devices, no change");
+  });
+});
+
+describe("tenant.fleets in stack config", () => {
+  const tenant = (fleets: unknown[]) => ({
+    name: "acme",
+    identities: [{ name: "backend", kind: "service", role: "b2b", grants: { subscribe: ["#"] } }],
+    fleets,
+  });
+  const keysOf = (fleets: unknown[], read: (f: string) => string = () => "") => {
+    try {
+      parseTenantConfig(tenant(fleets), {}, read);
+      return [];
+    } catch (e) {
+      return (e as ConfigError).issues.map((i) => `${i.key}: ${i.message}`);
+    }
+  };
+  const ok = { name: "t", role: "c2b", registry: "fleets/t.jsonl" };
+
+  it("refuses bad limits, certificate auth, unknown keys and duplicate fleets, naming the key", () => {
+    expect(keysOf([{ ...ok, limits: { maxConnections: 0 } }])).toEqual(["tenant.fleets[0].limits.maxConnections: must be at least 1"]);
+    expect(keysOf([{ ...ok, limits: { maxChannels: 5000 } }])).toEqual(["tenant.fleets[0].limits.maxChannels: must be at most 2047"]);
+    expect(keysOf([{ ...ok, limits: { maxClientIds: 65 } }])).toEqual(["tenant.fleets[0].limits.maxClientIds: must be at most 64"]);
+    expect(keysOf([{ ...ok, auth: "certificate" }])[0]).toMatch(/^tenant\.fleets\[0\]\.auth: must be password/);
+    expect(keysOf([{ ...ok, devices: [] }])[0]).toMatch(/^tenant\.fleets\[0\]: /);
+    expect(keysOf([{ ...ok, name: "T.1" }])[0]).toMatch(/^tenant\.fleets\[0\]\.name: "T\.1" is not allowed/);
+    expect(keysOf([ok, ok])).toEqual(["tenant.fleets[1].name: duplicate fleet 't' (also tenant.fleets[0])"]);
+  });
+
+  it("names the registry key when the file cannot be read", () => {
+    const missing = () => {
+      throw new Error("ENOENT: no such file or directory");
+    };
+    expect(keysOf([ok], missing)).toEqual(["tenant.fleets[0].registry: cannot read fleets/t.jsonl: ENOENT: no such file or directory"]);
   });
 });
