@@ -11,14 +11,15 @@ import * as rabbitmq from "@pulumi/rabbitmq";
 import * as random from "@pulumi/random";
 import { MQTT_SUBSCRIPTION_QUEUE_PREFIX } from "../core/permissions";
 import type { CertLoginFrom } from "../core/dn";
-import type { IdentityModel, SubscriptionQueuePolicyModel, TenantModel } from "../core/tenant-config";
+import type { FleetModel, IdentityModel, SubscriptionQueuePolicyModel, TenantModel } from "../core/tenant-config";
+import { DEVICE_TOKEN } from "../core/fleet-template";
 import { escapeRegex } from "../core/names";
 import type { ManagementConnection } from "./management/api";
 import { CertificateUser } from "./management/certificate-user";
 import { CLIENT_USES, IssuedCertificate } from "./pki";
 import type { IssuerOutput } from "./pki/platform-pki";
 import { IdentitySessions } from "./management/identity-sessions";
-import { DeviceFleet } from "./management/device-fleet";
+import { DeviceFleet, type DeviceFleetArgs } from "./management/device-fleet";
 import { deviceFingerprint } from "../core/fleets";
 import { UserLimits, VhostLimits } from "./management/limits";
 import { VhostMetadata } from "./management/vhost-metadata";
@@ -69,9 +70,22 @@ export function subscriptionQueuePolicyDefinition(q: SubscriptionQueuePolicyMode
   return d;
 }
 
+export interface TenantFleetOutput {
+  readonly name: string;
+  readonly auth: FleetModel["auth"];
+  readonly devices: number;
+  /** Certificate fleets: device name -> its certificate (PEM, leaf only). */
+  readonly certificates?: pulumi.Output<Record<string, string>>;
+  /** Certificate fleets: what follows a device's certificate in the chain it presents (PEM; empty when the root signs). */
+  readonly issuerChainPem?: pulumi.Output<string>;
+  /** Certificate fleets: a device's MQTT client id (its certificate's DN), `{device}` for its name. */
+  readonly clientIdTemplate?: string;
+}
+
 export class Tenant extends pulumi.ComponentResource {
   public readonly vhost: pulumi.Output<string>;
   public readonly identities: Record<string, TenantIdentityOutput>;
+  public readonly fleets: Record<string, TenantFleetOutput>;
 
   constructor(name: string, args: TenantArgs, opts?: pulumi.ComponentResourceOptions) {
     // Nothing from args goes to super(): it would be recorded as inputs, secrets included.
@@ -119,21 +133,9 @@ export class Tenant extends pulumi.ComponentResource {
     }
 
     // One resource per fleet, whatever its size (components/management/device-fleet.ts).
+    this.fleets = {};
     for (const fleet of model.fleets) {
-      new DeviceFleet(
-        `${name}-fleet-${fleet.name}`,
-        {
-          connection,
-          vhost: vhost.name,
-          fleet: fleet.name,
-          template: fleet.template,
-          limits: limitsRecord({ "max-connections": fleet.limits.maxConnections, "max-channels": fleet.limits.maxChannels }),
-          members: Object.fromEntries(fleet.devices.map((d) => [d.name, deviceFingerprint(d)])),
-          credentials: Object.fromEntries(fleet.devices.map((d) => [d.name, { passwordHash: d.passwordHash, ...(d.user !== undefined ? { user: d.user } : {}) }])),
-          summary: `${fleet.devices.length} devices (registry ${fleet.registry})`,
-        },
-        { parent: this, dependsOn: [vhost] },
-      );
+      this.fleets[fleet.name] = this.declareFleet(name, fleet, vhost, args);
     }
 
     this.registerOutputs({
@@ -145,6 +147,49 @@ export class Tenant extends pulumi.ComponentResource {
         ]),
       ),
     });
+  }
+
+  private declareFleet(name: string, fleet: FleetModel, vhost: rabbitmq.VHost, args: TenantArgs): TenantFleetOutput {
+    const cert = fleet.certificate;
+    let signing: Pick<DeviceFleetArgs, "certificate" | "issuer" | "template"> = { template: fleet.template };
+    if (cert !== undefined) {
+      const certs = args.certificates;
+      if (certs === undefined) throw new Error(`fleet ${fleet.name} uses certificate auth, but the tenant has no certificate issuer`);
+      signing = {
+        // The device's broker user is the login name the broker derives, per ssl_cert_login_from.
+        template: pulumi.output(certs.loginFrom).apply((from) => ({ ...fleet.template, username: cert.usernames[from] })),
+        certificate: { subject: cert.subject, validityHours: args.model.certificates.validityHours, earlyRenewalHours: args.model.certificates.earlyRenewalHours },
+        issuer: pulumi.secret(pulumi.output(certs.issuer).apply((i) => ({ certPem: i.certPem, privateKeyPem: i.privateKeyPem, chainPem: i.chainPem }))),
+      };
+    }
+    const resource = new DeviceFleet(
+      `${name}-fleet-${fleet.name}`,
+      {
+        connection: args.connection,
+        vhost: vhost.name,
+        fleet: fleet.name,
+        limits: limitsRecord({ "max-connections": fleet.limits.maxConnections, "max-channels": fleet.limits.maxChannels }),
+        members: Object.fromEntries(fleet.devices.map((d) => [d.name, deviceFingerprint(d)])),
+        credentials: Object.fromEntries(
+          fleet.devices.map((d) => [
+            d.name,
+            { ...(d.csr !== undefined ? { csr: d.csr } : { passwordHash: d.passwordHash }), ...(d.user !== undefined ? { user: d.user } : {}) },
+          ]),
+        ),
+        summary: `${fleet.devices.length} devices (registry ${fleet.registry})`,
+        ...signing,
+      },
+      { parent: this, dependsOn: [vhost] },
+    );
+    const base = { name: fleet.name, auth: fleet.auth, devices: fleet.devices.length };
+    if (cert === undefined || args.certificates === undefined) return base;
+    return {
+      ...base,
+      certificates: resource.certificates.apply((c) => Object.fromEntries(Object.entries(c ?? {}).map(([n, v]) => [n, v.pem]))),
+      // Certificates are public: only the issuer's key is a secret.
+      issuerChainPem: pulumi.unsecret(pulumi.output(args.certificates.issuer).apply((i) => i.chainPem)),
+      clientIdTemplate: cert.usernames.distinguished_name.split(DEVICE_TOKEN).join("{device}"),
+    };
   }
 
   private declareIdentity(

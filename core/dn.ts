@@ -263,7 +263,7 @@ const HASH = 0x23;
 const BACKSLASHED = new Set(Array.from('"+,;<>\\', (ch) => ch.charCodeAt(0)));
 
 /** encoding/asn1 (marshal.go `makeField`): PrintableString iff every rune is in Go's set. */
-function usesPrintableString(v: string): boolean {
+export function usesPrintableString(v: string): boolean {
   return /^[A-Za-z0-9 '()+,\-./:=?]*$/.test(v);
 }
 

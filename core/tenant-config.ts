@@ -134,7 +134,12 @@ const REGISTRY_PATH = /^(?!\/)(?!.*(?:^|\/)\.\.(?:\/|$))[A-Za-z0-9_./-]+\.jsonl$
 export const fleetSchema = z.strictObject({
   name: nameSchema,
   role: z.string({ error: `must be one of: ${ROLE_NAMES.join(", ")}` }),
-  auth: z.literal("password", { error: "must be password (certificate fleets, signing the devices' CSRs in bulk, are not built yet)" }).default("password"),
+  /**
+   * password: registry lines carry the devices' password hashes. certificate: they carry the
+   * devices' CSRs, which the fleet signs with the tenant's issuer; devices log in on the tenant's
+   * own TLS port (tenant.mqttPorts), so no broker-wide entry is made per device.
+   */
+  auth: z.enum(AUTH_METHODS, { error: `must be one of: ${AUTH_METHODS.join(", ")}` }).default("password"),
   registry: z
     .string({ error: "must be a path" })
     .regex(REGISTRY_PATH, { error: "must be a .jsonl file inside the project, relative to Pulumi.yaml, e.g. fleets/acme-thermostats.jsonl" }),
@@ -439,8 +444,17 @@ function buildFleets(cfg: TenantConfigParsed, identities: readonly IdentityModel
       return;
     }
     fleetNames.set(f.name, index);
-    const cls = compileFleetClass(cfg.name, f, key, issues);
+    const cls = compileFleetClass(cfg.name, f, key, issues, { organization: cfg.name, ...cfg.certificates.subject });
     if (cls === undefined) return;
+    if (cls.auth === "certificate" && cfg.mqttPorts.length === 0) {
+      issues.push({
+        key: `${key}.auth`,
+        message:
+          "a certificate fleet's devices log in on the tenant's own MQTT-over-TLS port, mapped to its vhost by one " +
+          "mqtt_port_to_vhost_mapping entry (not one mqtt_default_vhosts entry per device): set tenant.mqttPorts to a port of the platform's listeners.tenantMqtts",
+      });
+      return;
+    }
     if (readRegistry === undefined) {
       issues.push({ key: `${key}.registry`, message: "registry files are read by the tenant stack program; none was given" });
       return;

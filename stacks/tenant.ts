@@ -60,6 +60,11 @@ export function validateTenantStack(): ValidatedTenantStack {
         ? [{ key: `${TENANT_KEY}.identities[${i}].auth`, message: "certificate identities are signed by the platform stack's CA: set broker.stackReference (or use auth: password)" }]
         : [],
     );
+    model.fleets.forEach((fleet, i) => {
+      if (fleet.auth === "certificate") {
+        issues.push({ key: `${TENANT_KEY}.fleets[${i}].auth`, message: "certificate fleets are signed by the platform stack's CA: set broker.stackReference (or use auth: password)" });
+      }
+    });
     if (issues.length > 0) throw new ConfigError(issues);
   }
   return { model, broker, passwords: passwords as Record<string, string> };
@@ -214,6 +219,18 @@ export function tenantStack() {
     ),
     ...(pki !== undefined ? { caCertificatePem: pki.caCertPem } : {}),
     mqttPorts: Object.keys(model.portMappings).map(Number),
+    // Per fleet: its size and, for a certificate fleet, each device's certificate (public) and
+    // the client id it must use. No password hash and no CSR: those stay in the registry.
+    fleets: Object.fromEntries(
+      Object.values(tenant.fleets).map((f) => [
+        f.name,
+        {
+          auth: f.auth,
+          devices: f.devices,
+          ...(f.certificates !== undefined ? { certificates: f.certificates, issuerChainPem: f.issuerChainPem, mqttClientId: f.clientIdTemplate } : {}),
+        },
+      ]),
+    ),
     // Read by the platform stack (platform.broker.tokens.issuer.tenantStacks); no secret in it.
     [TENANT_OUTPUTS.tokenApps]: { tenant: model.name, vhost: model.vhost, apps: model.appsConfig },
   };

@@ -14,15 +14,46 @@
  *   1 close + 1 bulk delete + 3 queue deletes. A new class (grants, limits) re-imports every device,
  *   trims bindings and closes every device's connections, as IdentitySessions does for identities.
  * - delete: every device's connections, users and queues.
+ * - certificate fleets: the devices' CSRs are signed with the tenant's issuer here, in bulk
+ *   (core/fleet-certificates.ts): all at create; at update those of added and changed devices, those
+ *   inside their renewal window (diff reports a change once one is) and all of them when the
+ *   issuer, the subject or the validity changes. The users have an empty password hash: they log in
+ *   by certificate only. Renewal keeps the device's key and closes nothing: the old certificate
+ *   stays valid until it expires.
  * Every call goes through the bounded, retried client (./api).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { deviceQueues, deviceUsername, renderDevice, type FleetTemplate } from "../../core/fleet-template";
+import type { CertificateSubject } from "../../core/dn";
+import { loadIssuer, parseCsr, renewalDue, signDeviceCertificate } from "../../core/fleet-certificates";
+import { DEVICE_TOKEN, deviceQueues, deviceUsername, renderDevice, type FleetTemplate } from "../../core/fleet-template";
 import { managementCall, seg, type ManagementConnection } from "./api";
 
+/** A password device's hash, or a certificate device's CSR (PEM). */
 export interface DeviceCredential {
-  readonly passwordHash: string;
+  readonly passwordHash?: string;
+  readonly csr?: string;
   readonly user?: string;
+}
+
+export interface FleetCertificateSettings {
+  /** The subject of every device's certificate, DEVICE_TOKEN in its CN. */
+  readonly subject: CertificateSubject;
+  readonly validityHours: number;
+  readonly earlyRenewalHours: number;
+}
+
+export interface FleetIssuerInput {
+  readonly certPem: string;
+  /** Secret. */
+  readonly privateKeyPem: string;
+  /** The issuer's own chain up to (not including) the root; empty for the root. */
+  readonly chainPem: string;
+}
+
+export interface IssuedDeviceCertificate {
+  readonly pem: string;
+  /** ISO 8601. */
+  readonly notAfter: string;
 }
 
 export interface DeviceFleetProps {
@@ -36,6 +67,16 @@ export interface DeviceFleetProps {
   readonly credentials: Readonly<Record<string, DeviceCredential>>;
   /** e.g. "10000 devices (registry fleets/acme-thermostats.jsonl)". */
   readonly summary: string;
+  /** Certificate fleets only. */
+  readonly certificate?: FleetCertificateSettings;
+  /** Certificate fleets only: the tenant's issuer (its key is a secret). */
+  readonly issuer?: FleetIssuerInput;
+}
+
+/** What the resource holds after an apply. */
+export interface DeviceFleetState extends DeviceFleetProps {
+  /** Certificate fleets: each device's certificate (leaf only; `issuerChainPem` follows it). */
+  readonly certificates?: Readonly<Record<string, IssuedDeviceCertificate>>;
 }
 
 /** Devices per definitions import: about 1 KB each, far below the management body limit. */
@@ -56,7 +97,8 @@ async function importDevices(p: DeviceFleetProps, names: readonly string[]): Pro
       return { c, d: renderDevice(p.template, n, c.user) };
     });
     await managementCall(p.connection, "POST", "definitions", {
-      users: devices.map(({ c, d }) => ({ name: d.username, password_hash: c.passwordHash, hashing_algorithm: "rabbit_password_hashing_sha256", tags: [] })),
+      // A certificate device: an empty hash, which no password matches (see CertificateUser).
+      users: devices.map(({ c, d }) => ({ name: d.username, password_hash: c.passwordHash ?? "", hashing_algorithm: "rabbit_password_hashing_sha256", tags: [] })),
       permissions: devices.map(({ d }) => ({ user: d.username, vhost: p.vhost, configure: d.configure, write: d.write, read: d.read })),
       topic_permissions: devices.map(({ d }) => ({ user: d.username, vhost: p.vhost, exchange: d.exchange, write: d.topicWrite, read: d.topicRead })),
     });
@@ -152,23 +194,84 @@ function canonical(value: unknown): string {
 }
 
 const classOf = (p: DeviceFleetProps) => canonical([p.template, p.limits]);
+/** What every certificate depends on besides the device's CSR. */
+const signingOf = (p: DeviceFleetProps) => canonical([p.certificate ?? null, p.issuer?.certPem ?? null]);
+
+/** Signs the CSRs of `names`, in one pass with the issuer read once. */
+function signDevices(p: DeviceFleetProps, names: readonly string[], now: Date): Record<string, IssuedDeviceCertificate> {
+  const settings = p.certificate;
+  if (settings === undefined || p.issuer === undefined) throw new Error(`fleet ${p.fleet}: a certificate fleet needs the tenant's issuer and certificate settings`);
+  const issuer = loadIssuer(p.issuer);
+  const notAfter = new Date(now.getTime() + settings.validityHours * 3_600_000);
+  const out: Record<string, IssuedDeviceCertificate> = {};
+  for (const n of names) {
+    const csr = p.credentials[n]?.csr;
+    if (csr === undefined) throw new Error(`fleet ${p.fleet}: no CSR for device ${n}`);
+    let spki: Buffer;
+    try {
+      spki = parseCsr(csr).spki;
+    } catch (e) {
+      throw new Error(`fleet ${p.fleet}: device ${n}: the CSR ${(e as Error).message}`);
+    }
+    const subject = { ...settings.subject, commonName: (settings.subject.commonName ?? "").split(DEVICE_TOKEN).join(n) };
+    out[n] = { pem: signDeviceCertificate(issuer, { spki, subject, notBefore: now, notAfter }), notAfter: notAfter.toISOString() };
+  }
+  return out;
+}
+
+/** Devices whose certificate is missing or inside its renewal window. */
+function dueForRenewal(state: DeviceFleetState, now: Date): string[] {
+  if (state.certificate === undefined) return [];
+  const certs = state.certificates ?? {};
+  return Object.keys(state.members).filter((n) => {
+    const c = certs[n];
+    return c === undefined || renewalDue(c.notAfter, now, state.certificate!.earlyRenewalHours);
+  });
+}
+
+/** The certificates after an update: kept, or signed for `resign` (all of them when the signing changed). */
+function certificatesAfter(olds: DeviceFleetState, news: DeviceFleetProps, resign: readonly string[], now: Date): Pick<DeviceFleetState, "certificates"> {
+  if (news.certificate === undefined) return {};
+  const all = Object.keys(news.members);
+  const kept: Record<string, IssuedDeviceCertificate> = {};
+  let todo: string[];
+  if (olds.certificate === undefined || signingOf(olds) !== signingOf(news)) {
+    todo = all;
+  } else {
+    const again = new Set([...resign, ...dueForRenewal({ ...olds, members: news.members }, now)]);
+    for (const n of all) {
+      const c = olds.certificates?.[n];
+      if (c !== undefined && !again.has(n)) kept[n] = c;
+    }
+    todo = all.filter((n) => !(n in kept));
+  }
+  return { certificates: { ...kept, ...signDevices(news, todo, now) } };
+}
 
 export const deviceFleetProvider: pulumi.dynamic.ResourceProvider = {
-  async diff(_id: string, olds: DeviceFleetProps, news: DeviceFleetProps) {
-    const replaces = olds.vhost !== news.vhost || olds.fleet !== news.fleet ? ["vhost"] : [];
+  async diff(_id: string, olds: DeviceFleetState, news: DeviceFleetProps) {
+    const replaces = olds.vhost !== news.vhost || olds.fleet !== news.fleet || (olds.certificate === undefined) !== (news.certificate === undefined) ? ["vhost"] : [];
     const changes =
       replaces.length > 0 ||
       classOf(olds) !== classOf(news) ||
+      signingOf(olds) !== signingOf(news) ||
       canonical(olds.members) !== canonical(news.members) ||
-      canonical(olds.connection) !== canonical(news.connection);
+      canonical(olds.connection) !== canonical(news.connection) ||
+      // Renewal is a fleet operation: the next up after a certificate enters its window signs it again.
+      dueForRenewal(olds, new Date()).length > 0;
     return { changes, replaces, deleteBeforeReplace: true };
   },
   async create(inputs: DeviceFleetProps) {
-    await importDevices(inputs, Object.keys(inputs.members));
+    const all = Object.keys(inputs.members);
+    // Signed first: a CSR the issuer cannot sign fails the create before the broker is touched.
+    const certificates = inputs.certificate !== undefined ? { certificates: signDevices(inputs, all, new Date()) } : {};
+    await importDevices(inputs, all);
     await trimBindings(inputs);
-    return { id: `${inputs.vhost}/${inputs.fleet}`, outs: inputs };
+    return { id: `${inputs.vhost}/${inputs.fleet}`, outs: { ...inputs, ...certificates } };
   },
-  async update(_id: string, olds: DeviceFleetProps, news: DeviceFleetProps) {
+  async update(_id: string, olds: DeviceFleetState, news: DeviceFleetProps) {
+    const addedOrChanged = Object.keys(news.members).filter((n) => olds.members[n] !== news.members[n]);
+    const certificates = certificatesAfter(olds, news, addedOrChanged, new Date());
     const removed = Object.keys(olds.members).filter((n) => !(n in news.members));
     if (removed.length > 0) {
       await closeConnections(olds, removed);
@@ -184,13 +287,13 @@ export const deviceFleetProvider: pulumi.dynamic.ResourceProvider = {
       });
       await trimBindings(news);
       await closeConnections(news, all);
-      return { outs: news };
+      return { outs: { ...news, ...certificates } };
     }
     const added = Object.keys(news.members).filter((n) => !(n in olds.members));
     const changed = Object.keys(news.members).filter((n) => n in olds.members && olds.members[n] !== news.members[n]);
     if (added.length + changed.length > 0) await importDevices(news, [...added, ...changed]);
     if (changed.length > 0) await closeConnections(news, changed);
-    return { outs: news };
+    return { outs: { ...news, ...certificates } };
   },
   async delete(_id: string, props: DeviceFleetProps) {
     const all = Object.keys(props.members);
@@ -204,20 +307,27 @@ export interface DeviceFleetArgs {
   connection: pulumi.Input<ManagementConnection>;
   vhost: pulumi.Input<string>;
   fleet: string;
-  template: FleetTemplate;
+  /** A certificate fleet's username follows the broker's ssl_cert_login_from, known when the platform is. */
+  template: pulumi.Input<FleetTemplate>;
   limits: Record<string, number>;
   members: Record<string, string>;
   credentials: pulumi.Input<Record<string, DeviceCredential>>;
   summary: string;
+  certificate?: FleetCertificateSettings;
+  /** Secret. */
+  issuer?: pulumi.Input<FleetIssuerInput>;
 }
 
 export class DeviceFleet extends pulumi.dynamic.Resource {
+  /** Certificate fleets: device name -> its certificate (public). */
+  declare public readonly certificates: pulumi.Output<Record<string, IssuedDeviceCertificate> | undefined>;
+
   constructor(name: string, args: DeviceFleetArgs, opts?: pulumi.CustomResourceOptions) {
     super(
       deviceFleetProvider,
       name,
-      { ...args, credentials: pulumi.secret(args.credentials) },
-      { ...opts, additionalSecretOutputs: ["connection", "credentials"] },
+      { ...args, credentials: pulumi.secret(args.credentials), ...(args.issuer !== undefined ? { issuer: pulumi.secret(args.issuer) } : {}), certificates: undefined },
+      { ...opts, additionalSecretOutputs: ["connection", "credentials", "issuer"] },
       "rabbitmq-mqtt",
       "DeviceFleet",
     );

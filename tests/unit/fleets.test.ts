@@ -193,11 +193,12 @@ describe("tenant.fleets in stack config", () => {
   };
   const ok = { name: "t", role: "c2b", registry: "fleets/t.jsonl" };
 
-  it("refuses bad limits, certificate auth, unknown keys and duplicate fleets, naming the key", () => {
+  it("refuses bad limits, certificate auth without a tenant port, unknown keys and duplicate fleets, naming the key", () => {
     expect(keysOf([{ ...ok, limits: { maxConnections: 0 } }])).toEqual(["tenant.fleets[0].limits.maxConnections: must be at least 1"]);
     expect(keysOf([{ ...ok, limits: { maxChannels: 5000 } }])).toEqual(["tenant.fleets[0].limits.maxChannels: must be at most 2047"]);
     expect(keysOf([{ ...ok, limits: { maxClientIds: 65 } }])).toEqual(["tenant.fleets[0].limits.maxClientIds: must be at most 64"]);
-    expect(keysOf([{ ...ok, auth: "certificate" }])[0]).toMatch(/^tenant\.fleets\[0\]\.auth: must be password/);
+    expect(keysOf([{ ...ok, auth: "certificate" }])[0]).toMatch(/^tenant\.fleets\[0\]\.auth: a certificate fleet's devices log in on the tenant's own MQTT-over-TLS port.*set tenant\.mqttPorts/);
+    expect(keysOf([{ ...ok, auth: "token" }])).toEqual(["tenant.fleets[0].auth: must be one of: password, certificate"]);
     expect(keysOf([{ ...ok, devices: [] }])[0]).toMatch(/^tenant\.fleets\[0\]: /);
     expect(keysOf([{ ...ok, name: "T.1" }])[0]).toMatch(/^tenant\.fleets\[0\]\.name: "T\.1" is not allowed/);
     expect(keysOf([ok, ok])).toEqual(["tenant.fleets[1].name: duplicate fleet 't' (also tenant.fleets[0])"]);
