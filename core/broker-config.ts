@@ -265,6 +265,9 @@ function tlsOptionLines(prefix: string, model: BrokerModel, files: TlsFiles, pee
   ];
 }
 
+/** RabbitMQ's default is 5,000. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
+
 function tlsLines(model: BrokerModel, files: TlsFiles): string[] {
   if (!/^[A-Za-z0-9._/-]+$/.test(files.caFile + files.certFile + files.keyFile)) {
     throw new Error("TLS file paths must be plain paths (rabbitmq.conf has no quoting)");
@@ -274,6 +277,12 @@ function tlsLines(model: BrokerModel, files: TlsFiles): string[] {
     // Web MQTT has no client-certificate options: browsers log in with passwords over wss.
     ...tlsOptionLines("web_mqtt.ssl", model, files, "none"),
     ...tlsOptionLines("management.ssl", model, files, "verify"),
+    // Every TLS listener's handshake deadline (each ranch listener takes it from this key). A
+    // fleet that reconnects at once, over slow links, queues its handshakes on the node's
+    // schedulers, and the 5 s default closes the slowest before their CONNECT. Seen once: 331 of
+    // 500 TLS logins at once "closed before CONNACK" on 3.10.8 with the 5 s default on a 2-core
+    // machine at load average 10 (the cause was not isolated; the same burst passed at lower load).
+    `ssl_handshake_timeout = ${TLS_HANDSHAKE_TIMEOUT_MS}`,
     `mqtt.ssl_cert_login = ${model.tls.certificateLogin}`,
     `ssl_cert_login_from = ${model.tls.certificateLoginFrom}`,
     // Whatever the login source, the client id is the DN: tenant stacks grant a certificate

@@ -23,9 +23,9 @@ import { applyDevPlatform, containerRenderedConf, dockerTestBroker, type DockerP
 import { amqpUrl, endQuietly, mqttConnect, portOpen, sleep, tryPublish, trySubscribe, waitFor, type MqttLogin, type ReceivedMessage } from "../support/clients";
 import type { StackRunResult } from "../support/run-stack";
 import { certificateFromAnotherCa, selfSignedCa } from "../support/test-pki";
+import { devUpload, startDevTlsNode } from "../support/dev-tls-node";
 import { applyTlsResource, generatePrivateKey, issueCertificate } from "../support/tls-provider";
 
-type Upload = { file: string; content: string };
 type Issuer = { certPem: string; privateKeyPem: string; chainPem: string };
 type Issuers = { root: Issuer; tenants: Record<string, Issuer> };
 
@@ -49,13 +49,7 @@ let nodeHostName: string;
 const PLATFORM_REF = "organization/rabbitmq-mqtt/dev";
 const GLOBEX_DEVICE = "tracker-b2";
 
-function upload(file: string): string {
-  // The broker's node 0 (the token issuer's container is another).
-  const container = platform.registered.find((r) => r.type === "docker:index/container:Container" && r.name === "rabbitmq-0");
-  const u = (container?.inputs["uploads"] as Upload[] | undefined)?.find((x) => x.file === file);
-  if (u === undefined) throw new Error(`the dev platform uploads no ${file}`);
-  return u.content;
-}
+const upload = (file: string) => devUpload(platform, file);
 
 const identity = (r: StackRunResult, name: string) => (r.outputs["identities"] as Record<string, Record<string, string>>)[name]!;
 const privateKey = (r: StackRunResult, name: string) => (r.outputs["identityPrivateKeys"] as Record<string, string>)[name]!;
@@ -77,18 +71,7 @@ beforeAll(async () => {
     nodeHostName = applied.info.containers[0]!;
   } else {
     platform = await applyStack("dev", loadStackConfig("dev"));
-    const depth = Number(/^ssl_options\.depth = (\d+)$/m.exec(upload("/etc/rabbitmq/rabbitmq-mqtt.d/10-rendered.conf"))?.[1]);
-    const devBroker = (loadStackConfig("dev")["platform"] as { broker: { tls: Record<string, unknown> } }).broker;
-    broker = await startBroker({
-      broker: { tls: devBroker.tls },
-      tls: {
-        caCertPem: upload("/etc/rabbitmq/tls/ca.pem"),
-        certPem: upload("/etc/rabbitmq/tls/cert.pem"),
-        keyPem: upload("/etc/rabbitmq/tls/key.pem"),
-        depth,
-        plaintext: false,
-      },
-    });
+    broker = await startDevTlsNode(platform);
     nodeConf = renderedConfOf(broker);
     nodeHostName = "rabbitmq-0";
   }

@@ -51,6 +51,7 @@ describe("renderRabbitmqConf", () => {
       ...tlsOptions("ssl_options", true),
       ...tlsOptions("web_mqtt.ssl", false),
       ...tlsOptions("management.ssl", true),
+      "ssl_handshake_timeout = 30000",
       "mqtt.ssl_cert_login = true",
       "ssl_cert_login_from = distinguished_name",
       "mqtt.ssl_cert_client_id_from = distinguished_name",
