@@ -16,6 +16,8 @@
  *   `mqtt_default_vhosts` absent: the same logins on that port.
  */
 import { generateKeyPairSync } from "node:crypto";
+import { readFileSync, readdirSync } from "node:fs";
+import * as path from "node:path";
 import { loadIssuer, signDeviceCertificate } from "../core/fleet-certificates";
 import { applyStack, loadStackConfig } from "../tests/support/apply-stack";
 import { brokerInfo } from "../tests/support/broker";
@@ -54,19 +56,32 @@ async function brokerMemMiB(conn: ManagementConnection): Promise<number> {
 /** LOGINS certificate logins at once; latency of each CONNECT (ms) and the refusals. */
 async function logins(devices: readonly Device[], port: number, ca: string): Promise<Pick<Row, "wallSeconds" | "p50" | "p95" | "max" | "refused">> {
   const started = Date.now();
+  const reasons = new Set<string>();
   const results = await Promise.all(
     devices.map(async (d) => {
       const t = Date.now();
       const login: MqttLogin = { port, tls: { ca, cert: d.certPem, key: d.keyPem }, clientId: dnOf(d.name), connectTimeoutMs: 120_000 };
       const c = await mqttConnect(login);
+      if (!c.ok) reasons.add(c.reason);
       return { ms: Date.now() - t, c };
     }),
   );
   const wallSeconds = (Date.now() - started) / 1000;
+  if (reasons.size > 0) console.log(`refusals: ${[...reasons].join("; ")}`);
   await Promise.all(results.flatMap((r) => (r.c.ok ? [endQuietly(r.c.client)] : [])));
   const ms = results.map((r) => r.ms).sort((a, b) => a - b);
   const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))]! / 1000;
   return { wallSeconds, p50: at(0.5), p95: at(0.95), max: ms.at(-1)! / 1000, refused: results.filter((r) => !r.c.ok).length };
+}
+
+/** The start of the node's first error report (why the refused logins failed). */
+function brokerLogLines(baseDir: string): string {
+  const dir = path.join(baseDir, "log");
+  const lines = readdirSync(dir)
+    .filter((f) => f.endsWith(".log"))
+    .flatMap((f) => readFileSync(path.join(dir, f), "utf8").split("\n"));
+  const first = lines.findIndex((l) => l.includes("[error]"));
+  return first < 0 ? "(no error logged)" : lines.slice(first, first + 14).map((l) => l.slice(0, 300)).join("\n");
 }
 
 async function main(): Promise<void> {
@@ -113,8 +128,14 @@ async function main(): Promise<void> {
         await managementCall(conn, "PUT", "global-parameters/mqtt_default_vhosts", { name: "mqtt_default_vhosts", value: map });
         puts.push((Date.now() - t) / 1000);
       }
+      // What the broker holds, read back (a refused body would leave the previous value).
+      const held = (await managementCall(conn, "GET", "global-parameters/mqtt_default_vhosts")).body as { value: Record<string, string> };
+      const heldEntries = Object.keys(held.value).length;
+      if (heldEntries !== Object.keys(map).length) throw new Error(`mqtt_default_vhosts holds ${heldEntries} entries, not ${Object.keys(map).length}`);
       await managementCall(conn, "DELETE", "global-parameters/mqtt_port_to_vhost_mapping", undefined, [200, 204, 404]);
       const byDn = await logins(devices, tls.mqttsPort, ca);
+      if (byDn.refused > 0) await new Promise((r) => setTimeout(r, 2000));
+      if (byDn.refused > 0) console.log(`broker log about the refusals:\n${brokerLogLines(node.baseDir)}`);
       rows.push({ way: "mqtt_default_vhosts, shared port", entries: size, putSeconds: puts.sort((a, b) => a - b)[1]!, ...byDn, brokerMiB: await brokerMemMiB(conn) });
       console.log(JSON.stringify(rows.at(-1)));
 
