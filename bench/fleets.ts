@@ -7,7 +7,7 @@
  *
  * For each size, a tenant stack with one password fleet (the stack program under the project's
  * broker-applying mocks, as the e2e tests run it): first apply, re-apply with no change, add one
- * device, remove one device; Pulumi resources, management API calls, broker memory (the node's
+ * device, remove one device, remove them all; Pulumi resources, management API calls, broker memory (the node's
  * mem_used after the apply) and the program process's peak memory. Then the same for 1,000
  * password identities declared one by one (the way before fleets) for the ratio.
  */
@@ -31,6 +31,8 @@ interface Row {
   reapply: number;
   add: number;
   remove: number;
+  /** Removing the whole fleet (or every identity). */
+  destroy: number;
   resources: number;
   calls: [number, number, number, number];
   brokerMiB: number;
@@ -63,8 +65,8 @@ async function measure(broker: BrokerInfo, way: string, size: number, tenantOf: 
   const b = await timed(() => applyStack(stack, config(broker, tenantOf(all)), {}, a.r));
   const c = await timed(() => applyStack(stack, config(broker, tenantOf([...all, size])), {}, b.r));
   const d = await timed(() => applyStack(stack, config(broker, tenantOf([...all.slice(1), size])), {}, c.r));
-  // Clean up: the next size starts from an empty broker.
-  await applyStack(stack, config(broker, tenantOf([])), {}, d.r);
+  // Removing them all (timed), so that the next size starts from an empty broker.
+  const e = await timed(() => applyStack(stack, config(broker, tenantOf([])), {}, d.r));
   const row: Row = {
     way,
     size,
@@ -72,6 +74,7 @@ async function measure(broker: BrokerInfo, way: string, size: number, tenantOf: 
     reapply: b.s,
     add: c.s,
     remove: d.s,
+    destroy: e.s,
     resources: a.r.registered.length,
     calls: [a.r.managementCalls ?? 0, b.r.managementCalls ?? 0, c.r.managementCalls ?? 0, d.r.managementCalls ?? 0],
     brokerMiB,
@@ -114,10 +117,10 @@ async function main(): Promise<void> {
   }
   const f = (x: number) => x.toFixed(1);
   console.log(`\nDevice fleets on RabbitMQ ${broker.version} (this machine; times in seconds, calls = management API calls)`);
-  console.log("| way | devices | apply | re-apply, no change | add one | remove one | Pulumi resources | calls: apply / re-apply / add / remove | broker memory | runner memory |");
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| way | devices | apply | re-apply, no change | add one | remove one | remove all | Pulumi resources | calls: apply / re-apply / add / remove | broker memory | runner memory |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of rows) {
-    console.log(`| ${r.way} | ${r.size.toLocaleString("en")} | ${f(r.apply)} | ${f(r.reapply)} | ${f(r.add)} | ${f(r.remove)} | ${r.resources} | ${r.calls.join(" / ")} | ${Math.round(r.brokerMiB)} MiB | ${Math.round(r.runnerMiB)} MiB |`);
+    console.log(`| ${r.way} | ${r.size.toLocaleString("en")} | ${f(r.apply)} | ${f(r.reapply)} | ${f(r.add)} | ${f(r.remove)} | ${f(r.destroy)} | ${r.resources} | ${r.calls.join(" / ")} | ${Math.round(r.brokerMiB)} MiB | ${Math.round(r.runnerMiB)} MiB |`);
   }
   const ids = rows.find((r) => r.way === "identities");
   const fleet = rows.find((r) => r.way === "fleet" && r.size === ids?.size);
