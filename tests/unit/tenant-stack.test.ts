@@ -300,6 +300,11 @@ describe("tenant stack through the platform stack reference", () => {
   });
 });
 
+/** A registry with no device (a fleet being set up), for config checks that do not need devices. */
+const EMPTY_REGISTRY = `.e2e-artifacts/unit-fleets/${process.pid}-empty.jsonl`;
+mkdirSync(path.dirname(path.resolve(EMPTY_REGISTRY)), { recursive: true });
+writeFileSync(path.resolve(EMPTY_REGISTRY), "");
+
 describe("bad config fails before any resource is registered", () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
     ["missing tenant", { ...direct }, /tenant: required/],
@@ -318,6 +323,11 @@ describe("bad config fails before any resource is registered", () => {
       "certificate identity without the platform stack",
       { ...direct, tenant: { ...TENANT, identities: [{ name: "dev-1", kind: "device", role: "c2b", user: "u-1", auth: "certificate" }] } },
       /tenant\.identities\[0\]\.auth: certificate identities are signed by the platform stack's CA: set broker\.stackReference/,
+    ],
+    [
+      "certificate fleet without the platform stack",
+      { ...direct, tenant: { ...TENANT, fleets: [{ name: "cams", role: "c2b", auth: "certificate", registry: EMPTY_REGISTRY }] } },
+      /tenant\.fleets\[0\]\.auth: certificate fleets are signed by the platform stack's CA: set broker\.stackReference/,
     ],
   ];
 
