@@ -9,8 +9,10 @@
  * grants may not contain (core/fleets.ts refuses them), so a token can only stand where a name goes.
  * Equal to compiling the device's own grants: tests/unit/fleets.test.ts checks it for random names.
  *
- * This module is captured by the DeviceFleet dynamic provider, so it imports nothing but names.ts.
+ * This module is captured by the DeviceFleet dynamic provider, so it imports nothing but names.ts
+ * (and a type from dn.ts).
  */
+import type { CertificateSubject } from "./dn";
 import { escapeRegex } from "./names";
 
 export const DEVICE_TOKEN = "FLEETxDEVICE";
@@ -62,4 +64,9 @@ export function deviceUsername(t: Pick<FleetTemplate, "username">, name: string)
 
 export function deviceQueues(t: Pick<FleetTemplate, "queues">, name: string): string[] {
   return t.queues.map((q) => q.split(DEVICE_TOKEN).join(name));
+}
+
+/** A certificate fleet's subject for one device: the class's subject, its name in the CN. */
+export function deviceSubject(subject: CertificateSubject, name: string): CertificateSubject {
+  return { ...subject, commonName: (subject.commonName ?? "").split(DEVICE_TOKEN).join(name) };
 }

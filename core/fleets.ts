@@ -25,7 +25,7 @@ import { z } from "zod";
 import type { ConfigIssue } from "./errors";
 import { brokerLoginName, subjectProblems, type CertificateSubject, type CertLoginFrom } from "./dn";
 import { csrSubjectProblem, parseCsr } from "./fleet-certificates";
-import { DEVICE_TOKEN, TOKEN_MARK, USER_TOKEN, type FleetTemplate } from "./fleet-template";
+import { DEVICE_TOKEN, TOKEN_MARK, USER_TOKEN, deviceSubject, type FleetTemplate } from "./fleet-template";
 import { NAME_PATTERN, NAME_RULE, USER_ID_PATTERN, USER_ID_RULE } from "./names";
 import { MAX_QUEUE_NAME_BYTES, MQTT_SUBSCRIPTION_QUEUE_PREFIX, clientIdFitsQueueNames, compilePermissions, clientIds } from "./permissions";
 import { ROLES, ROLE_NAMES, isRoleName } from "./roles";
@@ -60,12 +60,6 @@ export interface FleetClass {
 export type FleetDevice =
   | { readonly name: string; readonly passwordHash: string; readonly csr?: undefined; readonly user?: string }
   | { readonly name: string; readonly csr: string; readonly passwordHash?: undefined; readonly user?: string };
-
-/** The subject a device of a certificate fleet gets: the class's, with its name in the CN. */
-export function deviceSubject(cls: Required<Pick<FleetClass, "certificate">>, name: string): CertificateSubject {
-  const s = cls.certificate.subject;
-  return { ...s, commonName: (s.commonName ?? "").split(DEVICE_TOKEN).join(name) };
-}
 
 /**
  * Compiles a fleet's class once. `key` is the config key of the fleet (`tenant.fleets[0]`).
@@ -256,7 +250,7 @@ export function parseRegistry(
     }
     const user = d.user !== undefined ? { user: d.user } : {};
     if ("csr" in d) {
-      const subject = deviceSubject(cls as Required<Pick<FleetClass, "certificate">>, d.name);
+      const subject = deviceSubject(cls.certificate!.subject, d.name);
       const problem = subjectFitProblem(subject) ?? csrProblem(d.csr, subject);
       if (problem !== undefined) {
         issues.push({ key: `${where} csr`, message: problem });

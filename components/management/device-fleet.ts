@@ -25,7 +25,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { CertificateSubject } from "../../core/dn";
 import { loadIssuer, parseCsr, renewalDue, signDeviceCertificate } from "../../core/fleet-certificates";
-import { DEVICE_TOKEN, deviceQueues, deviceUsername, renderDevice, type FleetTemplate } from "../../core/fleet-template";
+import { deviceQueues, deviceSubject, deviceUsername, renderDevice, type FleetTemplate } from "../../core/fleet-template";
 import { managementCall, seg, type ManagementConnection } from "./api";
 
 /** A password device's hash, or a certificate device's CSR (PEM). */
@@ -213,8 +213,7 @@ function signDevices(p: DeviceFleetProps, names: readonly string[], now: Date): 
     } catch (e) {
       throw new Error(`fleet ${p.fleet}: device ${n}: the CSR ${(e as Error).message}`);
     }
-    const subject = { ...settings.subject, commonName: (settings.subject.commonName ?? "").split(DEVICE_TOKEN).join(n) };
-    out[n] = { pem: signDeviceCertificate(issuer, { spki, subject, notBefore: now, notAfter }), notAfter: notAfter.toISOString() };
+    out[n] = { pem: signDeviceCertificate(issuer, { spki, subject: deviceSubject(settings.subject, n), notBefore: now, notAfter }), notAfter: notAfter.toISOString() };
   }
   return out;
 }
