@@ -24,6 +24,22 @@ import { deviceFingerprint } from "../core/fleets";
 import { UserLimits, VhostLimits } from "./management/limits";
 import { VhostMetadata } from "./management/vhost-metadata";
 
+/**
+ * How many identities' broker calls through @pulumi/rabbitmq's provider may run at once.
+ *
+ * That provider's calls are the engine's, not this project's: `pulumi up` starts every ready
+ * resource at once by default, and a tenant with thousands of identities would send thousands of
+ * calls together, which overloads the management listener (tests/e2e/management-load.e2e.test.ts).
+ * The provider has no setting to bound them, so the Tenant orders them: identities are dealt into
+ * PROVIDER_LANES lanes, and an identity's user waits (`dependsOn`) for the user, permissions and
+ * topic permissions of the identity before it in its lane. The engine runs a resource's step only
+ * after its dependencies' steps, for creates, updates and (in reverse) deletes, so at most
+ * PROVIDER_LANES users, or 2 x PROVIDER_LANES permission calls, are in flight from one tenant
+ * whatever `--parallel` is. A change of lane (an identity added or removed before another) changes
+ * only a dependency, which is no diff. Fleets need none of this: one resource, bounded calls.
+ */
+export const PROVIDER_LANES = 8;
+
 export interface TenantArgs {
   /** Validated with parseTenantConfig before any resource exists. */
   readonly model: TenantModel;
@@ -128,9 +144,13 @@ export class Tenant extends pulumi.ComponentResource {
     }
 
     this.identities = {};
-    for (const identity of model.identities) {
-      this.identities[identity.name] = this.declareIdentity(name, identity, vhost, args, rmq);
-    }
+    const lanes: pulumi.Resource[][] = Array.from({ length: PROVIDER_LANES }, () => []);
+    model.identities.forEach((identity, i) => {
+      const lane = i % PROVIDER_LANES;
+      const declared = this.declareIdentity(name, identity, vhost, args, rmq, lanes[lane] ?? []);
+      this.identities[identity.name] = declared.output;
+      lanes[lane] = declared.providerResources;
+    });
 
     // One resource per fleet, whatever its size (components/management/device-fleet.ts).
     this.fleets = {};
@@ -198,7 +218,9 @@ export class Tenant extends pulumi.ComponentResource {
     vhost: rabbitmq.VHost,
     args: TenantArgs,
     rmq: { parent: pulumi.Resource; provider: rabbitmq.Provider },
-  ): TenantIdentityOutput {
+    /** The resources of the identity before this one in its lane (see PROVIDER_LANES). */
+    after: pulumi.Resource[],
+  ): { output: TenantIdentityOutput; providerResources: pulumi.Resource[] } {
     const base = `${name}-${identity.name}`;
     let user: pulumi.Resource & { name: pulumi.Output<string> };
     let credential: pulumi.Output<string>;
@@ -227,7 +249,7 @@ export class Tenant extends pulumi.ComponentResource {
       user = new CertificateUser(
         `${base}-user`,
         { connection: args.connection, name: pulumi.output(certs.loginFrom).apply((from) => loginNames[from]) },
-        { parent: this },
+        { parent: this, dependsOn: after },
       );
       // A new certificate is no reason to close sessions: the old one stays valid until it expires.
       credential = user.name;
@@ -241,7 +263,7 @@ export class Tenant extends pulumi.ComponentResource {
               new random.RandomPassword(`${base}-password`, { length: 32, special: false }, { parent: this }).result,
             );
       // No tags: MQTT identities get no management-UI or API access.
-      user = new rabbitmq.User(`${base}-user`, { name: identity.username, password, tags: [] }, rmq);
+      user = new rabbitmq.User(`${base}-user`, { name: identity.username, password, tags: [] }, { ...rmq, dependsOn: after });
       credential = password;
       output = { password };
     }
@@ -286,13 +308,16 @@ export class Tenant extends pulumi.ComponentResource {
     }
 
     return {
-      name: identity.name,
-      auth: identity.auth,
-      username: user.name,
-      role: identity.role,
-      clientIdPattern: identity.permissions.clientIdPattern,
-      clientIds: identity.permissions.clientIds,
-      ...output,
+      output: {
+        name: identity.name,
+        auth: identity.auth,
+        username: user.name,
+        role: identity.role,
+        clientIdPattern: identity.permissions.clientIdPattern,
+        clientIds: identity.permissions.clientIds,
+        ...output,
+      },
+      providerResources: [user, permissions, topicPermissions],
     };
   }
 }

@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../core/errors";
 import { hashDevicePassword } from "../../core/fleets";
+import { PROVIDER_LANES } from "../../components/tenant";
 import { RecordingMocks, drain, settle } from "../support/recording-mocks";
 
 const PROJECT = "rabbitmq-mqtt";
@@ -26,9 +27,14 @@ const TENANT = {
   ],
 };
 
-async function runProgram(config: Record<string, unknown>, secretKeys: string[] = [], stackOutputs = {}, preview = false) {
+async function runProgram<M extends RecordingMocks = RecordingMocks>(
+  config: Record<string, unknown>,
+  secretKeys: string[] = [],
+  stackOutputs = {},
+  preview = false,
+  mocks: M = new RecordingMocks(stackOutputs) as M,
+) {
   vi.resetModules();
-  const mocks = new RecordingMocks(stackOutputs);
   await pulumi.runtime.setMocks(mocks, PROJECT, "test", preview);
   pulumi.runtime.setAllConfig(
     Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, typeof v === "string" ? v : JSON.stringify(v)])),
@@ -206,6 +212,55 @@ describe("pulumi preview (pull requests)", () => {
     expect(types.filter((t) => t === "rabbitmq:index/user:User")).toHaveLength(2);
     expect(types.filter((t) => t === "pulumi-nodejs:dynamic/rabbitmq-mqtt:IdentitySessions")).toHaveLength(2);
     expect(types).toContain("pulumi-nodejs:dynamic/rabbitmq-mqtt:MqttVhostMapping");
+  });
+});
+
+const IDENTITY_TYPES = ["rabbitmq:index/user:User", "rabbitmq:index/permissions:Permissions", "rabbitmq:index/topicPermissions:TopicPermissions"];
+
+/** Applies each identity's @pulumi/rabbitmq resource in 10 ms, as a provider's call takes time, and counts them in flight. */
+class TimedProviderMocks extends RecordingMocks {
+  inFlight = 0;
+  mostInFlight = 0;
+  usersInFlight = 0;
+  mostUsersInFlight = 0;
+
+  override async newResource(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string; state: Record<string, unknown> }> {
+    if (!IDENTITY_TYPES.includes(args.type)) return super.newResource(args);
+    const user = args.type === "rabbitmq:index/user:User";
+    this.inFlight++;
+    if (user) this.usersInFlight++;
+    this.mostInFlight = Math.max(this.mostInFlight, this.inFlight);
+    this.mostUsersInFlight = Math.max(this.mostUsersInFlight, this.usersInFlight);
+    await new Promise((r) => setTimeout(r, 10));
+    this.inFlight--;
+    if (user) this.usersInFlight--;
+    return super.newResource(args);
+  }
+}
+
+describe("@pulumi/rabbitmq's calls for a tenant with many identities", () => {
+  const identities = Array.from({ length: 60 }, (_, i) => ({ name: `app-${i}`, kind: "app", role: "c2b", user: `u-${i}` }));
+
+  it(`are started at most ${PROVIDER_LANES} users (${2 * PROVIDER_LANES} calls) at a time, whatever the engine's parallelism`, async () => {
+    const mocks = new TimedProviderMocks();
+    const { outputs } = await runProgram({ ...direct, tenant: { ...TENANT, identities } }, ["brokerPassword"], {}, false, mocks);
+    await settle(outputs["vhost"]!);
+    await drain();
+    expect(mocks.byType("rabbitmq:index/user:User")).toHaveLength(60);
+    // The lanes really run side by side, and no more of them than PROVIDER_LANES.
+    expect(mocks.mostUsersInFlight).toBe(PROVIDER_LANES);
+    // Per lane, a user, or its permissions and topic permissions.
+    expect(mocks.mostInFlight).toBeLessThanOrEqual(2 * PROVIDER_LANES);
+  });
+
+  it("order each identity's user after the user and permissions of the identity before it in its lane", async () => {
+    const { mocks, outputs } = await runProgram({ ...direct, tenant: { ...TENANT, identities } }, ["brokerPassword"]);
+    await settle(outputs["vhost"]!);
+    await drain();
+    const deps = (n: number) => mocks.one("rabbitmq:index/user:User", `acme-app-${n}-user`).dependencies.filter((u) => u.includes("rabbitmq:index/")).map((u) => u.split("::").pop());
+    for (let i = 0; i < PROVIDER_LANES; i++) expect(deps(i)).toEqual([]);
+    expect(deps(PROVIDER_LANES + 3).sort()).toEqual(["acme-app-3-permissions", "acme-app-3-topic-permissions", "acme-app-3-user"]);
+    expect(deps(59).sort()).toEqual([`acme-app-${59 - PROVIDER_LANES}-permissions`, `acme-app-${59 - PROVIDER_LANES}-topic-permissions`, `acme-app-${59 - PROVIDER_LANES}-user`]);
   });
 });
 
