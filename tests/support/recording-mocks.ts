@@ -31,7 +31,8 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
     throw new Error(`unexpected invoke ${args.token}`);
   }
 
-  newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
+  /** Synchronous here; a subclass may apply a resource asynchronously (the SDK awaits either). */
+  newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } | Promise<{ id: string; state: Record<string, unknown> }> {
     const { inputs, secretInputs } = unwrapInputs(args.inputs as Record<string, unknown>);
     const opts = registrationOptions(args.type, args.name);
     this.records.push({
