@@ -4,8 +4,10 @@
  * and renewal windows, and the certificate names a broker needs. Pure: no Pulumi here.
  *
  * Renewal: @pulumi/tls marks a certificate `readyForRenewal` once it is within its early-renewal
- * window, and the next `pulumi up` replaces it (new key pair, new certificate). Validity and
- * renewal windows are therefore checked together here.
+ * window, and the next `pulumi up` replaces the certificate resource only: a new certificate for
+ * the same key pair (the PrivateKey resource is not replaced). Validity and renewal windows are
+ * therefore checked together here. (components/pki/index.ts and the README's "Rotation" say the
+ * same.)
  */
 import { z } from "zod";
 import type { ConfigIssue } from "./errors";

@@ -4,7 +4,8 @@
  * and apps' client certificates). Private keys are Pulumi secrets everywhere they are passed on.
  *
  * Renewal: every certificate carries `earlyRenewalHours`; once inside that window the provider
- * reports `readyForRenewal` and the next `pulumi up` replaces the certificate (same key pair).
+ * reports `readyForRenewal` and the next `pulumi up` replaces the certificate, same key pair (see
+ * core/pki-config.ts).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
