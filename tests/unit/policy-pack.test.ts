@@ -176,7 +176,7 @@ describe("every shipped stack passes the policy pack", () => {
         expect(resources.some((r) => r.type === "kubernetes:apps/v1:StatefulSet")).toBe(true);
       }
     }
-  });
+  }, 60_000);
 
   it("the acme and globex tenant stacks", async () => {
     const pki = await testPki();
@@ -199,5 +199,5 @@ describe("every shipped stack passes the policy pack", () => {
       // Tenant stacks do not know the broker's version: the strict reading (no variables at all) applies.
       expect(await evaluate(resources, SHIPPED_CONFIG, stack), stack).toEqual({});
     }
-  });
+  }, 60_000);
 });

@@ -60,7 +60,7 @@ describe("which stacks a pull request previews", () => {
   it("prints the stacks as JSON for the workflow's matrix, from git's list of changed files", () => {
     const printed = execFileSync(path.join(ROOT, "node_modules/.bin/tsx"), ["scripts/preview-stacks.ts", "HEAD"], { cwd: ROOT, encoding: "utf8" });
     expect(Array.isArray(JSON.parse(printed))).toBe(true);
-  });
+  }, 30_000);
 });
 
 describe("the pull-request workflow", () => {
@@ -78,7 +78,7 @@ describe("the pull-request workflow", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 30_000);
 
   it("runs on pull requests and on main, with read-only permissions by default", () => {
     expect(Object.keys(workflow.on).sort()).toEqual(["pull_request", "push"]);
