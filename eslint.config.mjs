@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "**/*.js", "**/*.mjs"] },
+  { ignores: ["node_modules/**", "**/*.js", "**/*.mjs", "dist/**", "examples/consumer/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -6,12 +6,16 @@
  * password-less user named by the login name the broker derives from that certificate.
  */
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as rabbitmq from "@pulumi/rabbitmq";
 import * as random from "@pulumi/random";
 import { MQTT_SUBSCRIPTION_QUEUE_PREFIX } from "../core/permissions";
 import type { CertLoginFrom } from "../core/dn";
-import type { FleetModel, IdentityModel, SubscriptionQueuePolicyModel, TenantModel } from "../core/tenant-config";
+import { IDENTITY_PASSWORDS_KEY, LIMIT_RANGES, parseTenantConfig, type FleetModel, type IdentityModel, type SubscriptionQueuePolicyModel, type TenantConfigInput, type TenantModel } from "../core/tenant-config";
+import { ConfigError } from "../core/errors";
+import type { BrokerConnection } from "./broker-connection";
 import { DEVICE_TOKEN } from "../core/fleet-template";
 import { escapeRegex } from "../core/names";
 import type { ManagementConnection } from "./management/api";
@@ -41,21 +45,80 @@ import { VhostMetadata } from "./management/vhost-metadata";
 export const PROVIDER_LANES = 8;
 
 export interface TenantArgs {
-  /** Validated with parseTenantConfig before any resource exists. */
-  readonly model: TenantModel;
-  /** Provider for @pulumi/rabbitmq resources (management endpoint + admin credentials). */
-  readonly provider: rabbitmq.Provider;
-  /** The same endpoint for this project's dynamic resources; the password must be a secret. */
-  readonly connection: pulumi.Input<ManagementConnection>;
-  /** Passwords given in stack config (secret); identities not listed get a generated one. */
+  /**
+   * The tenant, in the shape of the tenant stack's `tenant` config (README, "Tenant stack config
+   * reference"): plain values, not Outputs, because they decide which resources exist. Validated
+   * with the core schema (core/tenant-config.ts) before any resource is registered; a mistake
+   * throws a ConfigError naming the field, e.g. `tenant.identities[0].name`.
+   */
+  readonly tenant: TenantConfigInput;
+  /** Where the management API is and the admin credentials (brokerConnection()). */
+  readonly broker: BrokerConnection;
+  /**
+   * Identity name -> password (secret); identities not listed get a generated one. Names and
+   * plain-string lengths are checked with the tenant; an Output's length when it resolves.
+   */
   readonly passwords?: Readonly<Record<string, pulumi.Input<string>>>;
-  /** Required when an identity uses `auth: certificate`. */
+  /** Required when an identity or fleet uses `auth: certificate`. */
   readonly certificates?: {
     /** Secret: the tenant's intermediate CA, or the root. */
     readonly issuer: pulumi.Input<IssuerOutput>;
     /** The broker's `ssl_cert_login_from`. */
     readonly loginFrom: pulumi.Input<CertLoginFrom>;
   };
+  /** Reads a fleet's registry file (`tenant.fleets[].registry`); default: from disk, relative to the working directory. */
+  readonly readRegistry?: (file: string) => string;
+}
+
+/** What a Tenant's private methods work from: the validated model and the connection. */
+interface ResolvedTenantArgs {
+  readonly model: TenantModel;
+  readonly provider: rabbitmq.Provider;
+  readonly connection: pulumi.Input<ManagementConnection>;
+  readonly passwords?: Readonly<Record<string, pulumi.Input<string>>>;
+  readonly certificates?: TenantArgs["certificates"];
+}
+
+const validated = new WeakMap<object, { passwords: string; model: TenantModel }>();
+
+/** A stand-in of valid length for a password given as an Output, whose value is not known yet. */
+const DEFERRED_PASSWORD = "x".repeat(LIMIT_RANGES.passwordLength[0]);
+
+/**
+ * Validates a Tenant's arguments as the component does, without registering anything (a stack
+ * calls this first for its own cross-checks; the Tenant then reuses the result).
+ */
+export function validateTenant(args: Pick<TenantArgs, "tenant" | "passwords" | "readRegistry">): TenantModel {
+  const given = Object.entries(args.passwords ?? {});
+  // An Output or a promise is checked when it resolves (checkedPasswords); anything else now.
+  const deferred = (v: unknown) => pulumi.Output.isInstance(v) || v instanceof Promise;
+  // Only names and lengths are validated, so they are the cache key (never the values).
+  const key = JSON.stringify(given.map(([k, v]) => [k, deferred(v) ? "deferred" : typeof v === "string" ? v.length : typeof v]).sort());
+  const raw = typeof args.tenant === "object" && args.tenant !== null ? (args.tenant as object) : undefined;
+  const hit = raw !== undefined ? validated.get(raw) : undefined;
+  if (hit !== undefined && hit.passwords === key) return hit.model;
+  const passwords = Object.fromEntries(given.map(([k, v]) => [k, deferred(v) ? DEFERRED_PASSWORD : v]));
+  const model = parseTenantConfig(args.tenant, passwords, args.readRegistry ?? ((file) => readFileSync(path.resolve(file), "utf8")));
+  if (raw !== undefined) validated.set(raw, { passwords: key, model });
+  return model;
+}
+
+/** Passwords given as Outputs are checked for length when they resolve (the error names the key, never the value). */
+function checkedPasswords(passwords: Readonly<Record<string, pulumi.Input<string>>>): Record<string, pulumi.Input<string>> {
+  const [min, max] = LIMIT_RANGES.passwordLength;
+  return Object.fromEntries(
+    Object.entries(passwords).map(([k, v]) => [
+      k,
+      typeof v === "string"
+        ? v
+        : pulumi.output(v).apply((p) => {
+            if (typeof p !== "string" || p.length < min || p.length > max) {
+              throw new ConfigError([{ key: `${IDENTITY_PASSWORDS_KEY}.${k}`, message: `must be a string of ${min}-${max} characters (set it with --secret)` }]);
+            }
+            return p;
+          }),
+    ]),
+  );
 }
 
 export interface TenantIdentityOutput {
@@ -103,10 +166,19 @@ export class Tenant extends pulumi.ComponentResource {
   public readonly identities: Record<string, TenantIdentityOutput>;
   public readonly fleets: Record<string, TenantFleetOutput>;
 
-  constructor(name: string, args: TenantArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(name: string, tenantArgs: TenantArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Validated before the component (or anything) is registered.
+    const model = validateTenant(tenantArgs);
     // Nothing from args goes to super(): it would be recorded as inputs, secrets included.
     super("rabbitmq-mqtt:index:Tenant", name, {}, opts);
-    const { model, provider, connection } = args;
+    const { provider, connection } = tenantArgs.broker;
+    const args: ResolvedTenantArgs = {
+      model,
+      provider,
+      connection,
+      ...(tenantArgs.passwords !== undefined ? { passwords: checkedPasswords(tenantArgs.passwords) } : {}),
+      ...(tenantArgs.certificates !== undefined ? { certificates: tenantArgs.certificates } : {}),
+    };
     const rmq = { parent: this, provider };
 
     const vhost = new rabbitmq.VHost(`${name}-vhost`, { name: model.vhost }, { ...rmq, protect: model.protect });
@@ -169,7 +241,7 @@ export class Tenant extends pulumi.ComponentResource {
     });
   }
 
-  private declareFleet(name: string, fleet: FleetModel, vhost: rabbitmq.VHost, args: TenantArgs): TenantFleetOutput {
+  private declareFleet(name: string, fleet: FleetModel, vhost: rabbitmq.VHost, args: ResolvedTenantArgs): TenantFleetOutput {
     const cert = fleet.certificate;
     let signing: Pick<DeviceFleetArgs, "certificate" | "issuer" | "template"> = { template: fleet.template };
     if (cert !== undefined) {
@@ -216,7 +288,7 @@ export class Tenant extends pulumi.ComponentResource {
     name: string,
     identity: IdentityModel,
     vhost: rabbitmq.VHost,
-    args: TenantArgs,
+    args: ResolvedTenantArgs,
     rmq: { parent: pulumi.Resource; provider: rabbitmq.Provider },
     /** The resources of the identity before this one in its lane (see PROVIDER_LANES). */
     after: pulumi.Resource[],

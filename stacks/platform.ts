@@ -10,9 +10,11 @@ import { ConfigError, type ConfigIssue } from "../core/errors";
 import { PEM_CERTIFICATE, PEM_PRIVATE_KEY } from "../core/pki-config";
 import { PKI_CA_CERTIFICATE_KEY, PKI_CA_PRIVATE_KEY_KEY, PLATFORM_KEY, parsePlatformConfig, type PlatformModel } from "../core/platform-config";
 import { parseJsonConfig, rawConfig } from "./config";
-import { DockerBroker, nodeHost } from "../components/platform/docker-broker";
-import { KubernetesBroker, kubernetesServiceNames } from "../components/platform/kubernetes-broker";
-import { PlatformPki } from "../components/pki/platform-pki";
+// The components through the library's entry point, as any program would take them; the
+// helpers below and the token issuer (which builds from this repository's issuer/) are not in it.
+import { DockerBroker, KubernetesBroker, PlatformPki } from "../index";
+import { nodeHost } from "../components/platform/docker-broker";
+import { kubernetesServiceNames } from "../components/platform/kubernetes-broker";
 import { TokenSigningKeys } from "../components/platform/token-keys";
 import { DockerTokenIssuer, KubernetesTokenIssuer, issuerCertificateNames } from "../components/platform/token-issuer";
 import { TENANT_OUTPUTS } from "../core/broker-connection";

@@ -5,12 +5,9 @@
  * through the platform stack), the secrets `brokerPassword` and `identityPasswords`.
  * Everything is validated before the first resource is registered.
  */
-import { createHash } from "node:crypto";
-import { lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import * as os from "node:os";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import * as rabbitmq from "@pulumi/rabbitmq";
 import {
   BROKER_KEY,
   BROKER_PASSWORD_KEY,
@@ -21,15 +18,15 @@ import {
 } from "../core/broker-connection";
 import { ConfigError } from "../core/errors";
 import { parseJsonConfig, rawConfig } from "./config";
-import { IDENTITY_PASSWORDS_KEY, TENANT_KEY, parseTenantConfig, type TenantModel } from "../core/tenant-config";
+import { IDENTITY_PASSWORDS_KEY, TENANT_KEY, type TenantConfigInput, type TenantModel } from "../core/tenant-config";
 import type { CertLoginFrom } from "../core/dn";
-import type { ManagementConnection } from "../components/management/api";
-import type { IssuersOutput } from "../components/pki/platform-pki";
-import { MqttVhostMapping } from "../components/management/mqtt-vhost-mapping";
-import { Tenant } from "../components/tenant";
+// The stack uses the library as any program would: through its entry point.
+import { MqttVhostMapping, Tenant, brokerConnection, validateTenant, type BrokerConnectionArgs, type IssuersOutput } from "../index";
 
 export interface ValidatedTenantStack {
   readonly model: TenantModel;
+  /** The config as given: the Tenant validates it again (from a cache: the same object). */
+  readonly tenantRaw: TenantConfigInput;
   readonly broker: BrokerConnectionConfig;
   readonly passwords: Readonly<Record<string, string>>;
 }
@@ -46,7 +43,7 @@ export function validateTenantStack(): ValidatedTenantStack {
   }
   const passwords = passwordsRaw as Record<string, unknown>;
   // Fleet registries: files of the project, relative to Pulumi.yaml (the program's working directory).
-  const model = parseTenantConfig(tenantRaw, passwords, (file) => readFileSync(path.resolve(file), "utf8"));
+  const model = validateTenant({ tenant: tenantRaw as TenantConfigInput, passwords: passwords as Record<string, string>, readRegistry: (file) => readFileSync(path.resolve(file), "utf8") });
   const brokerRaw = parseJsonConfig(BROKER_KEY, rawConfig(BROKER_KEY), false);
   if (brokerRaw === undefined) {
     throw new ConfigError([
@@ -67,13 +64,11 @@ export function validateTenantStack(): ValidatedTenantStack {
     });
     if (issues.length > 0) throw new ConfigError(issues);
   }
-  return { model, broker, passwords: passwords as Record<string, string> };
+  return { model, tenantRaw: tenantRaw as TenantConfigInput, broker, passwords: passwords as Record<string, string> };
 }
 
 interface PlatformView {
-  readonly connection: pulumi.Output<ManagementConnection>;
-  /** The CA the management API's certificate chains to, when it is a private one. */
-  readonly managementCaCertPem?: pulumi.Output<string>;
+  readonly broker: BrokerConnectionArgs;
   /** Only through a stack reference: the platform's CA, issuers and certificate login setting. */
   readonly pki?: {
     readonly caCertPem: pulumi.Output<string>;
@@ -84,36 +79,25 @@ interface PlatformView {
 
 function platformView(broker: BrokerConnectionConfig): PlatformView {
   if (broker.kind === "direct") {
-    const password = new pulumi.Config().requireSecret(BROKER_PASSWORD_KEY);
     const ca = broker.caCertificatePem;
     return {
-      connection: pulumi.secret(
-        password.apply(
-          (p): ManagementConnection => ({ managementUrl: broker.managementUrl, username: broker.username, password: p, ...(ca !== undefined ? { caCertPem: ca } : {}) }),
-        ),
-      ),
-      ...(ca !== undefined ? { managementCaCertPem: pulumi.output(ca) } : {}),
+      broker: {
+        managementUrl: broker.managementUrl,
+        username: broker.username,
+        password: new pulumi.Config().requireSecret(BROKER_PASSWORD_KEY),
+        ...(ca !== undefined ? { caCertPem: ca } : {}),
+      },
     };
   }
   const platform = new pulumi.StackReference(broker.stackReference);
   const caCertPem = platform.requireOutput(PLATFORM_OUTPUTS.caCertificatePem).apply(String);
   return {
-    managementCaCertPem: caCertPem,
-    connection: pulumi.secret(
-      pulumi
-        .all([
-          platform.requireOutput(PLATFORM_OUTPUTS.managementUrl),
-          platform.requireOutput(PLATFORM_OUTPUTS.adminUsername),
-          platform.requireOutput(PLATFORM_OUTPUTS.adminPassword),
-          caCertPem,
-        ])
-        .apply(([managementUrl, username, password, ca]) => ({
-          managementUrl: String(managementUrl),
-          username: String(username),
-          password: String(password),
-          caCertPem: ca,
-        })),
-    ),
+    broker: {
+      managementUrl: platform.requireOutput(PLATFORM_OUTPUTS.managementUrl).apply(String),
+      username: platform.requireOutput(PLATFORM_OUTPUTS.adminUsername).apply(String),
+      password: pulumi.secret(platform.requireOutput(PLATFORM_OUTPUTS.adminPassword).apply(String)),
+      caCertPem,
+    },
     pki: {
       caCertPem,
       issuers: pulumi.secret(platform.requireOutput(PLATFORM_OUTPUTS.certificateIssuers) as pulumi.Output<IssuersOutput>),
@@ -122,43 +106,22 @@ function platformView(broker: BrokerConnectionConfig): PlatformView {
   };
 }
 
-/**
- * The rabbitmq provider (the terraform provider) trusts a private CA only from a file: the
- * platform's CA certificate (public) is written where the provider can read it. The directory is
- * the current user's own (created 0700, refused if anyone else owns it or can write to it): a CA
- * file another local user could swap would let them intercept the admin password. The path is
- * stable, so the provider's inputs do not change from run to run; `pulumi up` and `preview`
- * rewrite the file (run one of them before a `destroy` on a machine that lacks it).
- */
-export function caCertFile(caCertPem: string, base = os.tmpdir()): string {
-  const uid = process.getuid?.() ?? -1;
-  const dir = path.join(base, `rabbitmq-mqtt-${uid >= 0 ? uid : "user"}`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = lstatSync(dir);
-  if (!st.isDirectory() || (uid >= 0 && st.uid !== uid) || (st.mode & 0o022) !== 0) {
-    throw new Error(`${dir} must be a directory of the current user that no one else can write to`);
-  }
-  const file = path.join(dir, `ca-${createHash("sha256").update(caCertPem).digest("hex").slice(0, 16)}.pem`);
-  writeFileSync(file, caCertPem, { mode: 0o644 });
-  return file;
-}
+/** Where the stack's CA file for the rabbitmq provider goes: see components/broker-connection.ts. */
+export { caCertFile } from "../components/broker-connection";
 
 export function tenantStack() {
-  const { model, broker, passwords } = validateTenantStack();
+  const { model, tenantRaw, broker, passwords } = validateTenantStack();
 
-  const { connection, pki, managementCaCertPem } = platformView(broker);
-  const provider = new rabbitmq.Provider("broker", {
-    endpoint: connection.apply((c) => c.managementUrl),
-    username: connection.apply((c) => c.username),
-    password: pulumi.secret(connection.apply((c) => c.password)),
-    ...(managementCaCertPem !== undefined ? { cacertFile: managementCaCertPem.apply((pem) => caCertFile(pem)) } : {}),
-  });
+  const view = platformView(broker);
+  const pki = view.pki;
+  // The provider keeps its name "broker" (its URN) from before the components took a connection.
+  const brokerConn = brokerConnection("broker", view.broker, undefined, BROKER_KEY);
+  const connection = brokerConn.connection;
 
   const tenant = new Tenant(model.name, {
-    model,
-    provider,
-    connection,
-    passwords: Object.fromEntries(Object.entries(passwords).map(([k, v]) => [k, pulumi.secret(v)])),
+    tenant: tenantRaw,
+    broker: brokerConn,
+    passwords,
     ...(pki !== undefined
       ? {
           certificates: {
