@@ -9,6 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as rabbitmq from "@pulumi/rabbitmq";
+import { managementUrlSchema } from "../core/broker-connection";
 import { ConfigError } from "../core/errors";
 import type { ManagementConnection } from "./management/api";
 
@@ -50,18 +51,11 @@ export function caCertFile(caCertPem: string, base = os.tmpdir()): string {
   return file;
 }
 
-/** A managementUrl given as a plain string is checked before any resource: http(s), no credentials, no path. */
+/** A managementUrl given as a plain string is checked before any resource, by the stack config's own rule. */
 function checkUrl(url: pulumi.Input<string>, key: string): void {
   if (typeof url !== "string") return;
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = undefined;
-  }
-  if (parsed === undefined || !["http:", "https:"].includes(parsed.protocol) || parsed.username !== "" || parsed.password !== "" || (parsed.pathname !== "/" && parsed.pathname !== "")) {
-    throw new ConfigError([{ key, message: "must be the management API's base URL, e.g. https://rabbit.example.com:15671 (no path, no credentials)" }]);
-  }
+  const r = managementUrlSchema.safeParse(url);
+  if (!r.success) throw new ConfigError(r.error.issues.map((i) => ({ key, message: i.message })));
 }
 
 /**

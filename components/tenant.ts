@@ -13,7 +13,7 @@ import * as rabbitmq from "@pulumi/rabbitmq";
 import * as random from "@pulumi/random";
 import { MQTT_SUBSCRIPTION_QUEUE_PREFIX } from "../core/permissions";
 import type { CertLoginFrom } from "../core/dn";
-import { IDENTITY_PASSWORDS_KEY, LIMIT_RANGES, parseTenantConfig, type FleetModel, type IdentityModel, type SubscriptionQueuePolicyModel, type TenantConfigInput, type TenantModel } from "../core/tenant-config";
+import { LIMIT_RANGES, parseTenantConfig, passwordIssue, type FleetModel, type IdentityModel, type SubscriptionQueuePolicyModel, type TenantConfigInput, type TenantModel } from "../core/tenant-config";
 import { ConfigError } from "../core/errors";
 import type { BrokerConnection } from "./broker-connection";
 import { DEVICE_TOKEN } from "../core/fleet-template";
@@ -105,16 +105,14 @@ export function validateTenant(args: Pick<TenantArgs, "tenant" | "passwords" | "
 
 /** Passwords given as Outputs are checked for length when they resolve (the error names the key, never the value). */
 function checkedPasswords(passwords: Readonly<Record<string, pulumi.Input<string>>>): Record<string, pulumi.Input<string>> {
-  const [min, max] = LIMIT_RANGES.passwordLength;
   return Object.fromEntries(
     Object.entries(passwords).map(([k, v]) => [
       k,
       typeof v === "string"
         ? v
         : pulumi.output(v).apply((p) => {
-            if (typeof p !== "string" || p.length < min || p.length > max) {
-              throw new ConfigError([{ key: `${IDENTITY_PASSWORDS_KEY}.${k}`, message: `must be a string of ${min}-${max} characters (set it with --secret)` }]);
-            }
+            const issue = passwordIssue(k, p);
+            if (issue !== undefined) throw new ConfigError([issue]);
             return p;
           }),
     ]),

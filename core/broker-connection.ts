@@ -29,7 +29,8 @@ export const TENANT_OUTPUTS = {
   tokenApps: "tokenApps",
 } as const;
 
-const urlSchema = z
+/** The management API's URL, wherever it is given (stack config, brokerConnection()). */
+export const managementUrlSchema = z
   .string({ error: "must be a string" })
   .refine(
     (s) => {
@@ -49,7 +50,7 @@ export const STACK_REF_PATTERN = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_
 export const brokerConnectionSchema = z.union(
   [
     z.strictObject({
-      managementUrl: urlSchema,
+      managementUrl: managementUrlSchema,
       username: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }),
       /** For an https URL whose certificate a private CA signed: that CA's certificate (PEM). */
       caCertificatePem: z

@@ -65,10 +65,15 @@ const DEFAULT_LISTENERS = {
   tenantMqtts: [],
 };
 
-/** A pinned image: a tag other than `latest`, or a digest. */
 const IMAGE_PATTERN = /^[a-z0-9][a-z0-9._/-]*(?::[A-Za-z0-9._-]+)?(?:@sha256:[a-f0-9]{64})?$/;
-function isPinnedImage(i: string): boolean {
-  return i.includes("@sha256:") || (/:[^/]+$/.test(i) && !i.endsWith(":latest"));
+/**
+ * A pinned image: a digest, or a version tag (one with a number in it, not `latest`): a word tag
+ * such as `management` moves like `latest` does. Also the policy pack's rule (policy/rules.ts).
+ */
+export function isPinnedImage(i: string): boolean {
+  if (/@sha256:[a-f0-9]{64}$/.test(i)) return true;
+  const tag = /:([^/:]+)$/.exec(i)?.[1];
+  return tag !== undefined && tag !== "latest" && /\d/.test(tag);
 }
 
 /** The token issuer's port in its container, and by default on the host and the Service. */

@@ -519,13 +519,20 @@ function certificateOf(
   };
 }
 
+/** What is wrong with an identity's password value (its length), never echoing it; undefined when fine. */
+export function passwordIssue(name: string, value: unknown): ConfigIssue | undefined {
+  const [min, max] = LIMIT_RANGES.passwordLength;
+  if (typeof value === "string" && value.length >= min && value.length <= max) return undefined;
+  // Never echo the value: it is a secret.
+  return { key: `${IDENTITY_PASSWORDS_KEY}.${name}`, message: `must be a string of ${min}-${max} characters (set it with --secret)` };
+}
+
 function validatePasswords(
   model: TenantModel,
   passwords: Readonly<Record<string, unknown>>,
   issues: ConfigIssue[],
 ): void {
   const byName = new Map(model.identities.map((i) => [i.name, i]));
-  const [min, max] = LIMIT_RANGES.passwordLength;
   for (const [name, value] of Object.entries(passwords)) {
     const key = `${IDENTITY_PASSWORDS_KEY}.${name}`;
     const identity = byName.get(name);
@@ -533,9 +540,9 @@ function validatePasswords(
       issues.push({ key, message: `no identity '${name}' in tenant.identities; remove it or fix the name` });
     } else if (identity.auth !== "password") {
       issues.push({ key, message: `identity '${name}' uses ${String(identity.auth)} auth and takes no password` });
-    } else if (typeof value !== "string" || value.length < min || value.length > max) {
-      // Never echo the value: it is a secret.
-      issues.push({ key, message: `must be a string of ${min}-${max} characters (set it with --secret)` });
+    } else {
+      const issue = passwordIssue(name, value);
+      if (issue !== undefined) issues.push(issue);
     }
   }
 }

@@ -6,6 +6,9 @@
  * and is not judged.
  */
 
+import { SECRET_OUTPUTS, type DynamicResourceType } from "../core/secret-outputs";
+import { isPinnedImage, parseBrokerVersion, type BrokerVersionFull } from "../core/platform-config";
+
 export interface PolicyResource {
   readonly type: string;
   readonly name: string;
@@ -69,16 +72,15 @@ export function stackOfUrn(urn: string): string {
   return /^urn:pulumi:([^:]+)::/.exec(urn)?.[1] ?? "";
 }
 
-/** e.g. "4.3.6" or "rabbitmq:4.3.6-management" -> [4, 3, 6]; undefined when no version is there. */
-export function parseVersion(text: string): [number, number, number] | undefined {
-  const m = /(\d+)\.(\d+)(?:\.(\d+))?/.exec(text);
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : undefined;
+/** The x.y.z in e.g. "4.3.6" or "rabbitmq:4.3.6-management", read by the config's own parser. */
+export function parseVersion(text: string): BrokerVersionFull | undefined {
+  const m = /\d+\.\d+\.\d+/.exec(text);
+  return m ? parseBrokerVersion(m[0]) : undefined;
 }
 
-function escapesTopicVariables(version: [number, number, number] | undefined): boolean {
-  if (version === undefined) return false;
-  const [a, b, c] = version;
-  return a > 4 || (a === 4 && (b > 2 || (b === 2 && c >= 4)));
+function escapesTopicVariables(v: BrokerVersionFull | undefined): boolean {
+  if (v === undefined) return false;
+  return v.major > 4 || (v.major === 4 && (v.minor > 2 || (v.minor === 2 && v.patch >= 4)));
 }
 
 /**
@@ -105,13 +107,8 @@ export function topicVariableProblems(r: PolicyResource, brokerVersion: string |
   return problems;
 }
 
-/** An image reference with a version tag other than `latest`, or a digest. */
-export function imagePinned(image: string): boolean {
-  if (/@sha256:[0-9a-f]{64}$/.test(image) || /^sha256:[0-9a-f]{64}$/.test(image)) return true;
-  const lastSegment = image.split("/").pop() ?? "";
-  const tag = lastSegment.includes(":") ? lastSegment.slice(lastSegment.lastIndexOf(":") + 1) : undefined;
-  return tag !== undefined && tag !== "latest" && /\d/.test(tag);
-}
+/** The config's own rule (core/platform-config.ts): a version tag other than `latest`, or a digest. */
+export const imagePinned = isPinnedImage;
 
 export function imagePinProblems(r: PolicyResource): string[] {
   const images: string[] = [];
@@ -155,23 +152,12 @@ export function kubernetesPlaintextProblems(r: PolicyResource): string[] {
   return texts.flatMap(plaintextListenerLines).map((l) => `${r.name}: rabbitmq.conf opens a plaintext listener ("${l}"): on Kubernetes every listener must be TLS (platform.broker.plaintextListeners: false)`);
 }
 
-/** Outputs of this project's dynamic resources that carry credentials or keys: each must be a secret output. */
-export const SECRET_OUTPUTS: Readonly<Record<string, readonly string[]>> = {
-  CertificateUser: ["connection"],
-  DeviceFleet: ["connection", "credentials", "issuer"],
-  IdentitySessions: ["connection", "accessDigest"],
-  MqttVhostMapping: ["connection"],
-  UserLimits: ["connection"],
-  VhostLimits: ["connection"],
-  VhostMetadata: ["connection"],
-};
-
 /** A dynamic resource's state is stored as its outputs: a credential there must be marked secret, or the state file holds it in plain text. */
 export function secretOutputProblems(r: PolicyResource): string[] {
   if (!r.type.startsWith(DYNAMIC_PREFIX)) return [];
   const kind = r.type.slice(DYNAMIC_PREFIX.length);
   const marked = new Set(r.opts.additionalSecretOutputs ?? []);
-  const expected = SECRET_OUTPUTS[kind] ?? ["connection"];
+  const expected: readonly string[] = kind in SECRET_OUTPUTS ? SECRET_OUTPUTS[kind as DynamicResourceType] : ["connection"];
   return expected
     .filter((k) => k in r.props && !marked.has(k))
     .map((k) => `${r.name} (${kind}): output "${k}" holds credentials or keys and is not a secret output; add it to additionalSecretOutputs`);

@@ -10,6 +10,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { managementCall, seg, type ManagementConnection } from "./api";
+import { SECRET_OUTPUTS } from "../../core/secret-outputs";
 
 export interface CertificateUserProps {
   readonly connection: ManagementConnection;
@@ -58,6 +59,6 @@ export class CertificateUser extends pulumi.dynamic.Resource {
   declare public readonly name: pulumi.Output<string>;
 
   constructor(name: string, args: CertificateUserArgs, opts?: pulumi.CustomResourceOptions) {
-    super(certificateUserProvider, name, { ...args }, { ...opts, additionalSecretOutputs: ["connection"] }, "rabbitmq-mqtt", "CertificateUser");
+    super(certificateUserProvider, name, { ...args }, { ...opts, additionalSecretOutputs: [...SECRET_OUTPUTS.CertificateUser] }, "rabbitmq-mqtt", "CertificateUser");
   }
 }

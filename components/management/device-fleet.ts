@@ -27,6 +27,7 @@ import type { CertificateSubject } from "../../core/dn";
 import { loadIssuer, parseCsr, renewalDue, signDeviceCertificate } from "../../core/fleet-certificates";
 import { deviceQueues, deviceSubject, deviceUsername, renderDevice, type FleetTemplate } from "../../core/fleet-template";
 import { managementCall, seg, type ManagementConnection } from "./api";
+import { SECRET_OUTPUTS } from "../../core/secret-outputs";
 
 /** A password device's hash, or a certificate device's CSR (PEM). */
 export interface DeviceCredential {
@@ -326,7 +327,7 @@ export class DeviceFleet extends pulumi.dynamic.Resource {
       deviceFleetProvider,
       name,
       { ...args, credentials: pulumi.secret(args.credentials), ...(args.issuer !== undefined ? { issuer: pulumi.secret(args.issuer) } : {}), certificates: undefined },
-      { ...opts, additionalSecretOutputs: ["connection", "credentials", "issuer"] },
+      { ...opts, additionalSecretOutputs: [...SECRET_OUTPUTS.DeviceFleet] },
       "rabbitmq-mqtt",
       "DeviceFleet",
     );

@@ -17,6 +17,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { managementCall, seg, type ManagementConnection } from "./api";
+import { SECRET_OUTPUTS } from "../../core/secret-outputs";
 
 export interface IdentitySessionsProps {
   readonly connection: ManagementConnection;
@@ -116,7 +117,7 @@ export class IdentitySessions extends pulumi.dynamic.Resource {
       identitySessionsProvider,
       name,
       { ...args },
-      { ...opts, additionalSecretOutputs: ["connection", "accessDigest"] },
+      { ...opts, additionalSecretOutputs: [...SECRET_OUTPUTS.IdentitySessions] },
       "rabbitmq-mqtt",
       "IdentitySessions",
     );

@@ -5,6 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { managementCall, seg, type ManagementConnection } from "./api";
+import { SECRET_OUTPUTS } from "../../core/secret-outputs";
 
 export type LimitScope = "vhost" | "user";
 export const LIMIT_NAMES: Readonly<Record<LimitScope, readonly string[]>> = {
@@ -118,7 +119,7 @@ abstract class LimitsResource extends pulumi.dynamic.Resource {
       name,
       { connection: args.connection, scope, target: args.target, limits: args.limits },
       // The connection carries the admin password.
-      { ...opts, additionalSecretOutputs: ["connection"] },
+      { ...opts, additionalSecretOutputs: [...SECRET_OUTPUTS[type as "UserLimits" | "VhostLimits"]] },
       "rabbitmq-mqtt",
       type,
     );

@@ -25,6 +25,7 @@ import {
   type MqttMappingParameter,
 } from "../../core/mqtt-mappings";
 import { managementCall, managementRequest, seg, type ManagementConnection } from "./api";
+import { SECRET_OUTPUTS } from "../../core/secret-outputs";
 
 export const LOCK_VHOST = "/";
 export const LOCK_LEASE_MS = 60_000;
@@ -230,7 +231,7 @@ export class MqttVhostMapping extends pulumi.dynamic.Resource {
       mqttVhostMappingProvider,
       name,
       { connection: args.connection, parameter: args.parameter, entries: args.entries },
-      { ...opts, additionalSecretOutputs: ["connection"] },
+      { ...opts, additionalSecretOutputs: [...SECRET_OUTPUTS.MqttVhostMapping] },
       "rabbitmq-mqtt",
       "MqttVhostMapping",
     );

@@ -10,6 +10,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { managementCall, seg, type ManagementConnection } from "./api";
+import { SECRET_OUTPUTS } from "../../core/secret-outputs";
 
 export interface VhostMetadataProps {
   readonly connection: ManagementConnection;
@@ -96,6 +97,6 @@ export class VhostMetadata extends pulumi.dynamic.Resource {
   declare public readonly tags: pulumi.Output<string[]>;
 
   constructor(name: string, args: VhostMetadataArgs, opts?: pulumi.CustomResourceOptions) {
-    super(vhostMetadataProvider, name, { ...args }, { ...opts, additionalSecretOutputs: ["connection"] }, "rabbitmq-mqtt", "VhostMetadata");
+    super(vhostMetadataProvider, name, { ...args }, { ...opts, additionalSecretOutputs: [...SECRET_OUTPUTS.VhostMetadata] }, "rabbitmq-mqtt", "VhostMetadata");
   }
 }

@@ -24,10 +24,7 @@ const user = { password: "load-test-password-0123456789", tags: "" };
 const conn = { managementUrl: broker.managementUrl, username: broker.adminUsername, password: broker.adminPassword };
 
 afterAll(async () => {
-  for (let i = 0; i < BURST; i += 1000) {
-    const users = Array.from({ length: Math.min(1000, BURST - i) }, (_, j) => `load-${i + j}`);
-    await managementRequest(conn, "POST", "users/bulk-delete", { users });
-  }
+  await removeUsers(conn, "load");
 });
 
 describe(`the management API under ${BURST} calls started at once (RabbitMQ ${broker.version})`, () => {

@@ -93,8 +93,8 @@ describe("the packed library, used by a program outside the package", () => {
     expect(r.records.filter((x) => x.type !== "pulumi:providers:rabbitmq")).toEqual([]);
   }, 120_000);
 
-  it("refuses a management URL with a path before any resource is registered", () => {
-    const r = run({ managementUrl: "https://rabbit.example.com:15671/api", adminPassword: "admin-password-0123" }, ["adminPassword"]);
+  it("refuses a management URL with credentials in it before any resource is registered", () => {
+    const r = run({ managementUrl: "https://admin:pw@rabbit.example.com:15671", adminPassword: "admin-password-0123" }, ["adminPassword"]);
     expect(r.error).toContain("broker.managementUrl");
     expect(r.records).toEqual([]);
   }, 120_000);

@@ -416,6 +416,7 @@ describe("bad platform config fails before any resource is registered", () => {
     ["unknown target", { target: "nomad", image: "rabbitmq:4.0.9", broker: { version: "4.0.9" } }, /platform\.target: must be one of: docker, kubernetes/],
     ["unpinned image", { target: "docker", image: "rabbitmq:latest", broker: { version: "4.0.9" } }, /platform\.image: must be pinned/],
     ["untagged image", { target: "docker", image: "rabbitmq", broker: { version: "4.0.9" } }, /platform\.image: must be pinned/],
+    ["image on a word tag", { target: "docker", image: "rabbitmq:management", broker: { version: "4.0.9" } }, /platform\.image: must be pinned/],
     ["image and version disagree", { target: "docker", image: "rabbitmq:3.13.7-management", broker: { version: "4.0.9" } }, /platform\.broker\.version: is 4\.0\.9 but the image tag says 3\.13\.7/],
     ["too many nodes", { target: "docker", image: "rabbitmq:4.0.9", nodes: 10, broker: { version: "4.0.9" } }, /platform\.nodes: must be at most 9/],
     ["bad publish address", { target: "docker", image: "rabbitmq:4.0.9", broker: { version: "4.0.9" }, docker: { publishAddress: "localhost" } }, /platform\.docker\.publishAddress/],
