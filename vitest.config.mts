@@ -10,6 +10,11 @@ export default defineConfig({
           environment: "node",
           // Default isolation: every test file runs in its own forked process.
           pool: "forks",
+          // Several unit tests run whole stack programs under mocks (thousands of resources) or a
+          // subprocess; on a 2-core machine beside the e2e suites one took over 5 s. A hung test
+          // still fails, after 60 s.
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
       {

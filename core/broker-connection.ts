@@ -50,20 +50,24 @@ export const STACK_REF_PATTERN = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_
 export const brokerConnectionSchema = z.union(
   [
     z.strictObject({
-      managementUrl: managementUrlSchema,
-      username: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }),
-      /** For an https URL whose certificate a private CA signed: that CA's certificate (PEM). */
+      managementUrl: managementUrlSchema.describe("`http(s)://host:port` of the management API (a path prefix for a proxy allowed), no credentials in it"),
+      username: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }).describe("the admin user (with the secret brokerPassword)"),
       caCertificatePem: z
         .string({ error: "must be a string" })
         .regex(PEM_CERTIFICATE, {
           error: "must be one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)",
         })
-        .optional(),
+        .optional()
+        .describe("with an https URL whose certificate a private CA signed: that CA's certificate (PEM)"),
     }),
     z.strictObject({
       stackReference: z
         .string({ error: "must be a string" })
-        .regex(STACK_REF_PATTERN, { error: "must be <organization>/<project>/<stack> (file backend: organization/<project>/<stack>)" }),
+        .regex(STACK_REF_PATTERN, { error: "must be <organization>/<project>/<stack> (file backend: organization/<project>/<stack>)" })
+        .describe(
+          "instead of managementUrl and username: `<org>/<project>/<stack>` of the platform stack, whose outputs managementUrl, adminUsername, adminPassword (secret), caCertificatePem, " +
+            "certificateIssuers (secret) and certificateLoginFrom are used; required for certificate identities and fleets",
+        ),
     }),
   ],
   {

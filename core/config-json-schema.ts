@@ -24,20 +24,41 @@ function inputSchema(schema: z.ZodType): Json {
 }
 
 /** A value the Pulumi CLI stores encrypted (`pulumi config set --secret`). */
-const SECURE: Json = {
-  type: "object",
-  description: "A secret, as `pulumi config set --secret` stores it.",
-  properties: { secure: { type: "string" } },
-  required: ["secure"],
-  additionalProperties: false,
-};
+function secret(description: string): Json {
+  return {
+    type: "object",
+    description,
+    properties: { secure: { type: "string" } },
+    required: ["secure"],
+    additionalProperties: false,
+  };
+}
 
-export function stackConfigJsonSchema(project: string): Json {
+/** The stack config's keys, without the project prefix: what the README's tables list. */
+export function stackConfigKeys(): Json {
   const platform = inputSchema(platformConfigSchema);
   const platformProps = platform["properties"] as Json;
   platformProps["broker"] = inputSchema(brokerConfigSchema);
   platformProps["pki"] = inputSchema(pkiConfigSchema);
-  const key = (k: string) => `${project}:${k}`;
+  return {
+    type: "object",
+    properties: {
+      stackType: { type: "string", enum: ["platform", "tenant"], default: "tenant", description: "which program the stack runs: the broker platform or one tenant" },
+      [PLATFORM_KEY]: platform,
+      [PKI_CA_CERTIFICATE_KEY]: { type: "string", description: "with platform.pki.ca.source import: the platform's own CA certificate (PEM), instead of one the stack makes" },
+      [PKI_CA_PRIVATE_KEY_KEY]: secret("with platform.pki.ca.source import: that CA's private key (PEM), set with --secret"),
+      [BROKER_KEY]: inputSchema(brokerConnectionSchema),
+      [BROKER_PASSWORD_KEY]: secret("the admin's password: required with broker.managementUrl, refused with broker.stackReference"),
+      [IDENTITY_PASSWORDS_KEY]: secret(
+        "a JSON object of identity name to password, 16–128 characters each, only for declared password identities; an identity not in it gets a generated password",
+      ),
+      [TENANT_KEY]: inputSchema(tenantConfigSchema),
+    },
+  };
+}
+
+export function stackConfigJsonSchema(project: string): Json {
+  const keys = stackConfigKeys()["properties"] as Json;
   return {
     $schema: "https://json-schema.org/draft/2020-12/schema",
     title: `Pulumi.<stack>.yaml of project ${project}`,
@@ -45,16 +66,7 @@ export function stackConfigJsonSchema(project: string): Json {
     properties: {
       config: {
         type: "object",
-        properties: {
-          [key("stackType")]: { type: "string", enum: ["platform", "tenant"], default: "tenant" },
-          [key(PLATFORM_KEY)]: platform,
-          [key(PKI_CA_CERTIFICATE_KEY)]: { type: "string", description: "The platform's own CA certificate (PEM), instead of one the stack makes." },
-          [key(PKI_CA_PRIVATE_KEY_KEY)]: SECURE,
-          [key(TENANT_KEY)]: inputSchema(tenantConfigSchema),
-          [key(IDENTITY_PASSWORDS_KEY)]: SECURE,
-          [key(BROKER_KEY)]: inputSchema(brokerConnectionSchema),
-          [key(BROKER_PASSWORD_KEY)]: SECURE,
-        },
+        properties: Object.fromEntries(Object.entries(keys).map(([k, v]) => [`${project}:${k}`, v])),
       },
     },
   };

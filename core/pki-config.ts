@@ -20,26 +20,25 @@ export const HOURS_PER_DAY = 24;
 export const HOURS_PER_YEAR = 8760;
 
 export const keySchema = z.strictObject({
-  /** ECDSA keys are small and fast on constrained devices; RSA for old TLS stacks. */
-  algorithm: z.enum(KEY_ALGORITHMS, { error: `must be one of: ${KEY_ALGORITHMS.join(", ")}` }).default("ECDSA"),
-  rsaBits: z
-    .number({ error: "must be 2048, 3072 or 4096" })
-    .refine((n): n is (typeof RSA_BITS)[number] => (RSA_BITS as readonly number[]).includes(n), { error: "must be 2048, 3072 or 4096" })
-    .default(3072),
-  ecdsaCurve: z.enum(ECDSA_CURVES, { error: `must be one of: ${ECDSA_CURVES.join(", ")}` }).default("P256"),
+  algorithm: z
+    .enum(KEY_ALGORITHMS, { error: `must be one of: ${KEY_ALGORITHMS.join(", ")}` })
+    .default("ECDSA")
+    .describe("ECDSA keys are small and fast on constrained devices; RSA for old TLS stacks"),
+  rsaBits: z.literal(RSA_BITS, { error: "must be 2048, 3072 or 4096" }).default(3072).describe("with algorithm RSA"),
+  ecdsaCurve: z.enum(ECDSA_CURVES, { error: `must be one of: ${ECDSA_CURVES.join(", ")}` }).default("P256").describe("with algorithm ECDSA"),
 });
 
 export type KeySpec = z.output<typeof keySchema>;
-export const DEFAULT_KEY: KeySpec = { algorithm: "ECDSA", rsaBits: 3072, ecdsaCurve: "P256" };
 
-/** Validity of a kind of certificate, in hours. */
-export function validityHoursField(defaultHours: number) {
+/** Validity of a kind of certificate, in hours; `rule` adds what else the parser checks. */
+export function validityHoursField(defaultHours: number, rule?: string) {
   return z
     .number({ error: "must be a whole number of hours" })
     .int({ error: "must be a whole number of hours" })
     .min(HOURS_PER_DAY, { error: `must be at least ${HOURS_PER_DAY} (one day)` })
     .max(30 * HOURS_PER_YEAR, { error: `must be at most ${30 * HOURS_PER_YEAR} (30 years)` })
-    .default(defaultHours);
+    .default(defaultHours)
+    .describe(`hours the certificate is valid (one day to 30 years)${rule !== undefined ? `; ${rule}` : ""}`);
 }
 
 /** How long before expiry `pulumi up` replaces a certificate, in hours. */
@@ -48,7 +47,8 @@ export function earlyRenewalHoursField(defaultHours: number) {
     .number({ error: "must be a whole number of hours" })
     .int({ error: "must be a whole number of hours" })
     .min(0, { error: "must be at least 0" })
-    .default(defaultHours);
+    .default(defaultHours)
+    .describe("hours before expiry from which `pulumi up` renews the certificate (same key); shorter than validityHours");
 }
 
 export interface Validity {

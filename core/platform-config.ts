@@ -7,7 +7,6 @@
 import { z } from "zod";
 import { ConfigError, formatPath, type ConfigIssue } from "./errors";
 import {
-  DEFAULT_KEY,
   DNS_NAME_PATTERN,
   HOURS_PER_YEAR,
   keySchema,
@@ -16,7 +15,6 @@ import {
   validityHoursField,
   validityProblems,
   type KeySpec,
-  type Validity,
 } from "./pki-config";
 import { STACK_REF_PATTERN } from "./broker-connection";
 import { NAME_PATTERN, NAME_RULE, RESOURCE_SERVER_ID_PATTERN } from "./names";
@@ -52,18 +50,6 @@ export const TLS_VERSIONS = ["tlsv1.3", "tlsv1.2"] as const;
 export const CERT_LOGIN_SOURCES = ["distinguished_name", "common_name"] as const;
 export type CertLoginSource = (typeof CERT_LOGIN_SOURCES)[number];
 
-const DEFAULT_LISTENERS = {
-  mqtt: 1883,
-  webMqtt: 15675,
-  management: 15672,
-  amqp: 5672,
-  tenantMqtt: [],
-  mqtts: 8883,
-  webMqtts: 15676,
-  managementHttps: 15671,
-  amqps: null,
-  tenantMqtts: [],
-};
 
 const IMAGE_PATTERN = /^[a-z0-9][a-z0-9._/-]*(?::[A-Za-z0-9._-]+)?(?:@sha256:[a-f0-9]{64})?$/;
 /**
@@ -94,163 +80,177 @@ const tokensSchema = z.strictObject({
   resourceServerId: z
     .string({ error: "must be a string such as rabbitmq" })
     .regex(RESOURCE_SERVER_ID_PATTERN, { error: "must be 1-64 of a-z 0-9 _ -, starting with a letter (it prefixes every scope), e.g. rabbitmq" })
-    .default("rabbitmq"),
-  /**
-   * Ids of the token issuer's signing keys, newest first: the first signs new tokens, and the
-   * broker accepts tokens signed with any of them. Rotation: put a new id first, `pulumi up`,
-   * wait one token lifetime, then drop the old id.
-   */
+    .default("rabbitmq")
+    .describe("1–64 of `a-z 0-9 _ -`, starting with a letter: prefixes every scope and must be each token's audience"),
   signingKeys: z
     .array(z.string({ error: "must be a key id such as k1" }).regex(TOKEN_KEY_ID_PATTERN, { error: "must be a key id: 1-32 of a-z 0-9 _ -, e.g. k1" }), { error: "must be a list of key ids, newest first, e.g. [k2, k1]" })
     .min(1, { error: "list at least one key id, e.g. [k1]" })
-    .max(3, { error: "list at most 3 key ids: the one that signs and those still in force during a rotation" }),
-  algorithm: z.enum(TOKEN_ALGORITHMS, { error: `must be one of: ${TOKEN_ALGORITHMS.join(", ")}` }).default("RS256"),
-  /**
-   * The token issuer this stack deploys (issuer/): a container on Docker, a Deployment and a
-   * Service on Kubernetes, signing with the first key. Absent: no issuer is deployed.
-   */
+    .max(3, { error: "list at most 3 key ids: the one that signs and those still in force during a rotation" })
+    .describe(
+      "key ids (1–32 of `a-z 0-9 _ -`), newest first: the stack keeps an RSA 3072 key per id; the first signs new tokens, the broker accepts all. " +
+        "Rotation: put a new id first, `pulumi up`, wait one token lifetime, then drop the old id",
+    ),
+  algorithm: z
+    .enum(TOKEN_ALGORITHMS, { error: `must be one of: ${TOKEN_ALGORITHMS.join(", ")}` })
+    .default("RS256")
+    .describe("the only algorithm the broker accepts (`auth_oauth2.algorithms`), never taken from the token"),
   issuer: z
     .strictObject({
-      /**
-       * The issuer's image. Docker: absent builds it from this package (issuer/Dockerfile).
-       * Kubernetes: required, pinned: the image you built from issuer/Dockerfile and pushed.
-       */
+      tenantStacks: z
+        .array(z.string({ error: "must be a stack name such as organization/rabbitmq-mqtt/acme" }).regex(STACK_REF_PATTERN, { error: "must be <organization>/<project>/<stack>, e.g. organization/rabbitmq-mqtt/acme" }))
+        .default([])
+        .describe("the tenant stacks (`<org>/<project>/<stack>`) whose output `tokenApps` it serves; each must exist"),
+      url: httpsUrl
+        .optional()
+        .describe("https, no credentials: what apps call and what every broker token's `iss` says. Docker: absent, `https://<publishAddress>:<port>`; Kubernetes: required (your Ingress or load balancer)"),
+      port: port.default(DEFAULT_ISSUER_PORT).describe("Docker: the host port it is published on; Kubernetes: the Service's port"),
       image: z
         .string({ error: "must be an image reference such as registry.example.com/token-issuer:0.1.0" })
         .regex(IMAGE_PATTERN, { error: "must be an image reference such as registry.example.com/token-issuer:0.1.0" })
         .refine(isPinnedImage, { error: "must be pinned: a version tag (not latest) or a digest" })
-        .optional(),
-      /** The URL apps call, written into each broker token's `iss`. Docker default: https://<publishAddress>:<port>. */
-      url: httpsUrl.optional(),
-      /** Docker: the host port it is published on; Kubernetes: the Service's port. */
-      port: z.number({ error: "must be a port number" }).int({ error: "must be a port number" }).min(1).max(65535, { error: "must be a port number" }).default(DEFAULT_ISSUER_PORT),
-      /** Kubernetes: how many replicas (it keeps no state, so any number serve alike). */
-      replicas: z.number({ error: "must be a whole number" }).int({ error: "must be a whole number" }).min(2, { error: "must be at least 2: one replica is a single point of failure for every sign-in" }).max(50).default(2),
-      /**
-       * The tenant stacks whose token apps it serves, as StackReference names
-       * (`<org>/<project>/<stack>`): each one's output `tokenApps`.
-       */
-      tenantStacks: z.array(z.string({ error: "must be a stack name such as organization/rabbitmq-mqtt/acme" }).regex(STACK_REF_PATTERN, { error: "must be <organization>/<project>/<stack>, e.g. organization/rabbitmq-mqtt/acme" })).default([]),
+        .optional()
+        .describe(
+          "pinned (a version tag or a digest). Docker: absent, the stack bundles `issuer/main.ts` with esbuild into `.build/token-issuer/` and builds `issuer/Dockerfile` (Node.js 24) locally. " +
+            "Kubernetes: required, the image you built from the same context and pushed",
+        ),
+      replicas: z
+        .number({ error: "must be a whole number" })
+        .int({ error: "must be a whole number" })
+        .min(2, { error: "must be at least 2: one replica is a single point of failure for every sign-in" })
+        .max(50)
+        .default(2)
+        .describe("Kubernetes: how many replicas (it keeps no state, so any number serve alike)"),
     })
-    .optional(),
+    .optional()
+    .describe("the token issuer this stack deploys (see Deploying the issuer): a container on Docker, a Deployment and a Service on Kubernetes, signing with the first key; absent: none is deployed"),
 });
 
 export const brokerConfigSchema = z.strictObject({
-  /** The RabbitMQ version the image runs; rendering depends on it. */
-  version: z.string({ error: "must be a string such as 4.0.9" }).refine((v) => {
-    const p = parseBrokerVersion(v);
-    return p !== undefined && (p.major > 3 || (p.major === 3 && p.minor >= 10));
-  }, { error: "must be a RabbitMQ version x.y.z, 3.10.0 or later" }),
+  version: z
+    .string({ error: "must be a string such as 4.0.9" })
+    .refine((v) => {
+      const p = parseBrokerVersion(v);
+      return p !== undefined && (p.major > 3 || (p.major === 3 && p.minor >= 10));
+    }, { error: "must be a RabbitMQ version x.y.z, 3.10.0 or later" })
+    .describe("the RabbitMQ version the image runs, x.y.z, 3.10.0 or later: the broker's files are rendered for it"),
   listeners: z
     .strictObject({
-      // Plaintext listeners: rendered only with plaintextListeners: true (development).
-      mqtt: port.default(1883),
-      webMqtt: port.default(15675),
-      management: port.default(15672),
-      /** AMQP 0-9-1; null turns the listener off. */
-      amqp: port.nullable().default(5672),
-      /** Plaintext MQTT listeners dedicated to one tenant each (mapped by tenant stacks). */
-      tenantMqtt: z.array(port).default([]),
-      // TLS listeners: always rendered.
-      mqtts: port.default(8883),
-      webMqtts: port.default(15676),
-      managementHttps: port.default(15671),
-      /**
-       * AMQP 0-9-1 over TLS, off unless a port is given. It offers no login mechanism: neither
-       * passwords nor certificates of tenant identities may work over AMQP (core/broker-baseline.ts).
-       */
-      amqps: port.nullable().default(null),
-      /** MQTT-over-TLS listeners dedicated to one tenant each (mapped by tenant stacks). */
-      tenantMqtts: z.array(port).default([]),
+      mqtt: port.default(1883).describe("plaintext MQTT; only with plaintextListeners: true"),
+      webMqtt: port.default(15675).describe("plaintext Web MQTT; only with plaintextListeners: true"),
+      management: port.default(15672).describe("plaintext management API; only with plaintextListeners: true"),
+      amqp: port.nullable().default(5672).describe("plaintext AMQP 0-9-1, only with plaintextListeners: true; null turns it off"),
+      tenantMqtt: z.array(port).default([]).describe("plaintext MQTT listeners dedicated to one tenant each (a tenant stack maps one with tenant.mqttPorts); only with plaintextListeners: true"),
+      mqtts: port.default(8883).describe("MQTT over TLS, always on; every listener needs its own port"),
+      webMqtts: port.default(15676).describe("Web MQTT over TLS (`wss://<host>:<port>/ws`), always on"),
+      managementHttps: port.default(15671).describe("the management API over HTTPS, always on: what tenant stacks provision through"),
+      amqps: port
+        .nullable()
+        .default(null)
+        .describe("AMQP 0-9-1 over TLS, off unless a port is given; it offers no login mechanism, so neither passwords nor certificates of tenant identities work over AMQP (see Security model)"),
+      tenantMqtts: z.array(port).default([]).describe("MQTT-over-TLS listeners dedicated to one tenant each (a tenant stack maps one with tenant.mqttPorts)"),
     })
-    .default(DEFAULT_LISTENERS),
-  /**
-   * Keep the plaintext listeners (MQTT, Web MQTT, management, AMQP) besides the TLS ones. For
-   * development brokers only: refused on Kubernetes.
-   */
-  plaintextListeners: z.boolean({ error: "must be true or false" }).default(false),
+    .prefault({}),
+  plaintextListeners: z
+    .boolean({ error: "must be true or false" })
+    .default(false)
+    .describe("development only (refused on Kubernetes): also open the plaintext listeners (mqtt, webMqtt, management, amqp, tenantMqtt) besides the TLS ones"),
   tls: z
     .strictObject({
       versions: z
         .array(z.enum(TLS_VERSIONS, { error: `must be one of: ${TLS_VERSIONS.join(", ")} (older versions are broken)` }))
         .min(1, { error: "list at least one TLS version" })
-        .default([...TLS_VERSIONS]),
-      /** MQTT clients that present a verified certificate and no username log in as the certificate (`mqtt.ssl_cert_login`). */
-      certificateLogin: z.boolean({ error: "must be true or false" }).default(true),
-      certificateLoginFrom: z.enum(CERT_LOGIN_SOURCES, { error: `must be one of: ${CERT_LOGIN_SOURCES.join(", ")}` }).default("distinguished_name"),
+        .default([...TLS_VERSIONS])
+        .describe("TLS 1.0 and 1.1 are broken and never offered; ciphers are ECDHE with AEAD (TLS 1.2) and the TLS 1.3 suites"),
+      certificateLogin: z
+        .boolean({ error: "must be true or false" })
+        .default(true)
+        .describe("`mqtt.ssl_cert_login`: an MQTT client that presents a verified certificate and no username logs in as the certificate"),
+      certificateLoginFrom: z
+        .enum(CERT_LOGIN_SOURCES, { error: `must be one of: ${CERT_LOGIN_SOURCES.join(", ")}` })
+        .default("distinguished_name")
+        .describe("`ssl_cert_login_from`: which part of the certificate is the login name"),
     })
-    .default({ versions: [...TLS_VERSIONS], certificateLogin: true, certificateLoginFrom: "distinguished_name" }),
+    .prefault({}),
   plugins: z
     .array(z.string().regex(/^rabbitmq_[a-z0-9_]{1,60}$/, { error: "a RabbitMQ plugin name, e.g. rabbitmq_prometheus" }))
-    .default([]),
-  /** Fraction of the memory available to the node at which publishers are blocked. */
-  memoryHighWatermark: z.number({ error: "must be a number" }).min(0.1, { error: "must be at least 0.1" }).max(0.9, { error: "must be at most 0.9" }).default(0.6),
-  /** Free disk space below which publishers are blocked. */
-  diskFreeLimitMiB: z.number().int({ error: "must be a whole number" }).min(50, { error: "must be at least 50" }).max(1_048_576).default(2048),
-  /** How long a disconnected MQTT client's session (queue) is kept. */
-  mqttSessionExpirySeconds: z.number().int({ error: "must be a whole number" }).min(60, { error: "must be at least 60" }).max(31_536_000).default(86_400),
+    .default([])
+    .describe("extra plugins (`rabbitmq_<name>`); management, MQTT and Web MQTT are always on, and the OAuth 2 backend with `tokens`"),
+  memoryHighWatermark: z
+    .number({ error: "must be a number" })
+    .min(0.1, { error: "must be at least 0.1" })
+    .max(0.9, { error: "must be at most 0.9" })
+    .default(0.6)
+    .describe("fraction of the node's memory (on Kubernetes, of its limit) at which publishers are blocked"),
+  diskFreeLimitMiB: z
+    .number()
+    .int({ error: "must be a whole number" })
+    .min(50, { error: "must be at least 50" })
+    .max(1_048_576)
+    .default(2048)
+    .describe("free disk space (MiB) below which publishers are blocked"),
+  mqttSessionExpirySeconds: z
+    .number()
+    .int({ error: "must be a whole number" })
+    .min(60, { error: "must be at least 60" })
+    .max(31_536_000)
+    .default(86_400)
+    .describe("how long a disconnected MQTT client's session (its queue) is kept: `mqtt.subscription_ttl` before 3.13, `mqtt.max_session_expiry_interval_seconds` from 3.13"),
   tuning: z
     .strictObject({
-      profile: z.enum(TUNING_PROFILES, { error: `must be one of: ${TUNING_PROFILES.join(", ")}` }).default("default"),
-      expectedConnections: z.number().int({ error: "must be a whole number" }).min(1, { error: "must be at least 1" }).max(2_000_000, { error: "must be at most 2000000" }).default(10_000),
+      profile: z
+        .enum(TUNING_PROFILES, { error: `must be one of: ${TUNING_PROFILES.join(", ")}` })
+        .default("default")
+        .describe("kernel and runtime settings for many connections (see Tuning profile)"),
+      expectedConnections: z
+        .number()
+        .int({ error: "must be a whole number" })
+        .min(1, { error: "must be at least 1" })
+        .max(2_000_000, { error: "must be at most 2000000" })
+        .default(10_000)
+        .describe("MQTT connections one node should hold: open files, Erlang limits and the listen backlog follow from it"),
     })
-    .default({ profile: "default", expectedConnections: 10_000 }),
-  /**
-   * Token sign-in for apps: RabbitMQ's OAuth 2 backend beside the internal one, verifying the
-   * token issuer's signatures with its public keys (rendered as files; no key fetched at run
-   * time). Absent: no token is accepted.
-   */
-  tokens: tokensSchema.optional(),
+    .prefault({}),
+  tokens: tokensSchema
+    .optional()
+    .describe("token sign-in for apps (see Tokens for app users): RabbitMQ's OAuth 2 backend beside the internal one, verifying the token issuer's signatures with its public keys, rendered as files; absent: no token is accepted"),
 });
 
 export type BrokerConfigInput = z.input<typeof brokerConfigSchema>;
+/** The broker config as the schema parses it, defaults filled in: the model's parts are its types. */
+type BrokerConfig = z.output<typeof brokerConfigSchema>;
 
 export interface BrokerModel {
   readonly version: BrokerVersionFull;
   readonly versionText: string;
-  readonly listeners: {
-    readonly mqtt: number;
-    readonly webMqtt: number;
-    readonly management: number;
-    readonly amqp: number | null;
-    readonly tenantMqtt: readonly number[];
-    readonly mqtts: number;
-    readonly webMqtts: number;
-    readonly managementHttps: number;
-    readonly amqps: number | null;
-    readonly tenantMqtts: readonly number[];
-  };
+  readonly listeners: Readonly<BrokerConfig["listeners"]>;
   readonly plaintextListeners: boolean;
-  readonly tls: {
-    readonly versions: readonly (typeof TLS_VERSIONS)[number][];
-    readonly certificateLogin: boolean;
-    readonly certificateLoginFrom: CertLoginSource;
-  };
+  /** As configured, each version once. */
+  readonly tls: Readonly<BrokerConfig["tls"]>;
+  /** The configured plugins with the ones always on (and the OAuth 2 backend with tokens). */
   readonly plugins: readonly string[];
-  readonly memoryHighWatermark: number;
-  readonly diskFreeLimitMiB: number;
-  readonly mqttSessionExpirySeconds: number;
+  readonly memoryHighWatermark: BrokerConfig["memoryHighWatermark"];
+  readonly diskFreeLimitMiB: BrokerConfig["diskFreeLimitMiB"];
+  readonly mqttSessionExpirySeconds: BrokerConfig["mqttSessionExpirySeconds"];
+  /** What the tuning config means for this node (core/tuning.ts). */
   readonly tuning: Tuning;
   readonly tokens?: TokensModel;
 }
 
+type TokensConfig = NonNullable<BrokerConfig["tokens"]>;
+
 export interface TokensModel {
-  readonly resourceServerId: string;
+  readonly resourceServerId: TokensConfig["resourceServerId"];
   /** Newest first: the first signs, all are accepted. */
   readonly signingKeyIds: readonly string[];
   readonly algorithm: TokenAlgorithm;
   readonly issuer?: TokenIssuerModel;
 }
 
-export interface TokenIssuerModel {
-  /** Absent on Docker: built from this package. */
-  readonly image?: string;
-  /** Absent on Docker: https://<publishAddress>:<port>, set by parsePlatformConfig. */
-  readonly url?: string;
-  readonly port: number;
-  readonly replicas: number;
-  readonly tenantStacks: readonly string[];
-}
+/**
+ * `broker.tokens.issuer` as parsed. `image` absent on Docker: built from this package; `url`
+ * absent on Docker: https://<publishAddress>:<port>, set by parsePlatformConfig.
+ */
+export type TokenIssuerModel = Readonly<NonNullable<TokensConfig["issuer"]>>;
 
 /** Validates the broker part of the platform config (`keyPrefix`, e.g. `platform.broker`). */
 export function parseBrokerConfig(raw: unknown, keyPrefix = `${PLATFORM_KEY}.broker`): BrokerModel {
@@ -330,53 +330,52 @@ export const CA_SOURCES = ["generate", "import"] as const;
 export const PKI_CA_CERTIFICATE_KEY = "pkiCaCertificate";
 export const PKI_CA_PRIVATE_KEY_KEY = "pkiCaPrivateKey";
 
-const DEFAULT_CA = { source: "generate" as const, commonName: "rabbitmq-mqtt root CA", validityHours: 10 * HOURS_PER_YEAR, earlyRenewalHours: HOURS_PER_YEAR };
-const DEFAULT_BROKER_CERT = { dnsNames: [], ipAddresses: [], validityHours: HOURS_PER_YEAR, earlyRenewalHours: 30 * 24 };
-const DEFAULT_TENANT_AUTHORITIES = { tenants: [], validityHours: 5 * HOURS_PER_YEAR, earlyRenewalHours: 180 * 24 };
 
 export const pkiConfigSchema = z.strictObject({
   ca: z
     .strictObject({
-      /**
-       * generate: a root CA made and kept (key as a secret) in this stack's state. import: an
-       * existing CA from the config keys pkiCaCertificate (PEM) and pkiCaPrivateKey (secret PEM).
-       */
-      source: z.enum(CA_SOURCES, { error: `must be one of: ${CA_SOURCES.join(", ")}` }).default("generate"),
-      commonName: subjectText.default(DEFAULT_CA.commonName),
-      organization: subjectText.optional(),
-      validityHours: validityHoursField(DEFAULT_CA.validityHours),
-      earlyRenewalHours: earlyRenewalHoursField(DEFAULT_CA.earlyRenewalHours),
+      source: z
+        .enum(CA_SOURCES, { error: `must be one of: ${CA_SOURCES.join(", ")}` })
+        .default("generate")
+        .describe("`generate`: a self-signed root made and kept (key as a secret) in this stack's state; `import`: an existing CA from the config keys `pkiCaCertificate` (PEM) and secret `pkiCaPrivateKey`"),
+      commonName: subjectText.default("rabbitmq-mqtt root CA").describe("the root's subject CN"),
+      organization: subjectText.optional().describe("the root's subject O"),
+      validityHours: validityHoursField(10 * HOURS_PER_YEAR),
+      earlyRenewalHours: earlyRenewalHoursField(HOURS_PER_YEAR),
     })
-    .default(DEFAULT_CA),
-  /** Key type of the CA (when generated), the tenant intermediates and the broker certificate. */
-  key: keySchema.default(DEFAULT_KEY),
+    .prefault({}),
+  key: keySchema.prefault({}).describe("key type of the root (when generated), the tenant intermediates and the broker certificate"),
   brokerCertificate: z
     .strictObject({
-      /** Public names clients use (load balancer, DNS), besides the nodes' and services' own names. */
-      dnsNames: z.array(z.string().regex(DNS_NAME_PATTERN, { error: "must be a DNS name in lower case, e.g. mqtt.example.com" })).default([]),
-      ipAddresses: z.array(z.union([z.ipv4(), z.ipv6()], { error: "must be an IP address" })).default([]),
-      validityHours: validityHoursField(DEFAULT_BROKER_CERT.validityHours),
-      earlyRenewalHours: earlyRenewalHoursField(DEFAULT_BROKER_CERT.earlyRenewalHours),
+      dnsNames: z
+        .array(z.string().regex(DNS_NAME_PATTERN, { error: "must be a DNS name in lower case, e.g. mqtt.example.com" }))
+        .default([])
+        .describe("public names clients use (load balancer, DNS), in lower case, besides the node and Service names the stack adds"),
+      ipAddresses: z.array(z.union([z.ipv4(), z.ipv6()], { error: "must be an IP address" })).default([]).describe("public IP addresses clients use"),
+      validityHours: validityHoursField(HOURS_PER_YEAR, "must not outlive the root"),
+      earlyRenewalHours: earlyRenewalHoursField(30 * 24),
     })
-    .default(DEFAULT_BROKER_CERT),
-  /**
-   * Tenants that get an intermediate CA of their own: their stacks sign their client
-   * certificates with it, and rotating or retiring one tenant's authority touches no other tenant.
-   */
+    .prefault({}),
   tenantAuthorities: z
     .strictObject({
-      tenants: z.array(z.string().regex(NAME_PATTERN, { error: `must be a tenant name: ${NAME_RULE}` })).default([]),
-      validityHours: validityHoursField(DEFAULT_TENANT_AUTHORITIES.validityHours),
-      earlyRenewalHours: earlyRenewalHoursField(DEFAULT_TENANT_AUTHORITIES.earlyRenewalHours),
+      tenants: z
+        .array(z.string().regex(NAME_PATTERN, { error: `must be a tenant name: ${NAME_RULE}` }))
+        .default([])
+        .describe("tenants that get an intermediate CA of their own: their stacks sign their client certificates with it, and rotating or retiring one tenant's authority touches no other tenant"),
+      validityHours: validityHoursField(5 * HOURS_PER_YEAR, "must not outlive the root"),
+      earlyRenewalHours: earlyRenewalHoursField(180 * 24),
     })
-    .default(DEFAULT_TENANT_AUTHORITIES),
+    .prefault({}),
 });
 
+type PkiConfig = z.output<typeof pkiConfigSchema>;
+
+/** `platform.pki` as parsed, defaults filled in. */
 export interface PkiModel {
-  readonly ca: { readonly source: (typeof CA_SOURCES)[number]; readonly commonName: string; readonly organization?: string } & Validity;
+  readonly ca: Readonly<PkiConfig["ca"]>;
   readonly key: KeySpec;
-  readonly brokerCertificate: { readonly dnsNames: readonly string[]; readonly ipAddresses: readonly string[] } & Validity;
-  readonly tenantAuthorities: { readonly tenants: readonly string[] } & Validity;
+  readonly brokerCertificate: Readonly<PkiConfig["brokerCertificate"]>;
+  readonly tenantAuthorities: Readonly<PkiConfig["tenantAuthorities"]>;
 }
 
 /** Validates `platform.pki`; the imported CA's PEMs are checked where they are read (stacks/platform.ts). */
@@ -402,7 +401,7 @@ export function parsePkiConfig(raw: unknown, keyPrefix = `${PLATFORM_KEY}.pki`):
   });
   if (issues.length > 0) throw new ConfigError(issues);
   return {
-    ca: { source: c.ca.source, commonName: c.ca.commonName, ...(c.ca.organization !== undefined ? { organization: c.ca.organization } : {}), validityHours: c.ca.validityHours, earlyRenewalHours: c.ca.earlyRenewalHours },
+    ca: c.ca,
     key: c.key,
     brokerCertificate: c.brokerCertificate,
     tenantAuthorities: c.tenantAuthorities,
@@ -410,68 +409,82 @@ export function parsePkiConfig(raw: unknown, keyPrefix = `${PLATFORM_KEY}.pki`):
 }
 
 export const platformConfigSchema = z.strictObject({
-  target: z.enum(PLATFORM_TARGETS, { error: `must be one of: ${PLATFORM_TARGETS.join(", ")}` }),
+  target: z.enum(PLATFORM_TARGETS, { error: `must be one of: ${PLATFORM_TARGETS.join(", ")}` }).describe("Docker for development, Kubernetes for production"),
   image: z
     .string({ error: "must be an image reference such as rabbitmq:4.0.9-management" })
     .regex(IMAGE_PATTERN, { error: "must be an image reference such as rabbitmq:4.0.9-management" })
     .refine(isPinnedImage, {
       error: "must be pinned: a version tag (not latest) or a digest, so every node runs the version rendered for",
-    }),
-  nodes: z.number().int({ error: "must be a whole number" }).min(1, { error: "must be at least 1" }).max(9, { error: "must be at most 9" }).default(1),
-  adminUsername: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: "1-64 of A-Z a-z 0-9 . _ -" }).default("admin"),
+    })
+    .describe(
+      "pinned: a version tag (one with a number in it, not `latest`; a word tag such as `management` moves) or a digest; a version in the tag must equal `broker.version`",
+    ),
+  nodes: z
+    .number()
+    .int({ error: "must be a whole number" })
+    .min(1, { error: "must be at least 1" })
+    .max(9, { error: "must be at most 9" })
+    .default(1)
+    .describe("more than one forms a cluster (classic peer discovery, a shared generated Erlang cookie); Kubernetes: odd, at least 3"),
+  adminUsername: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: "1-64 of A-Z a-z 0-9 . _ -" })
+    .default("admin")
+    .describe("1–64 of `A-Z a-z 0-9 . _ -`; the admin's password is generated and exported only as a secret"),
   broker: z.unknown(),
   pki: z.unknown().optional(),
   docker: z
     .strictObject({
-      network: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { error: "a Docker network name" }).default("rabbitmq-mqtt"),
-      /** Host address the ports are published on; 127.0.0.1 keeps a dev broker off the LAN. */
-      publishAddress: z.ipv4({ error: "an IPv4 address, e.g. 127.0.0.1" }).default("127.0.0.1"),
-      /** Node i publishes each port at port + i * offset on the host. */
-      hostPortOffset: z.number().int().min(1).max(1000).default(100),
-      /**
-       * Containers, host names and volumes are `<namePrefix>-<i>`: two platforms on one Docker host
-       * need different prefixes (and networks). The host names are the Erlang node names.
-       */
+      network: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { error: "a Docker network name" }).default("rabbitmq-mqtt").describe("the Docker network the nodes (and the token issuer) join"),
+      publishAddress: z.ipv4({ error: "an IPv4 address, e.g. 127.0.0.1" }).default("127.0.0.1").describe("host address the ports are published on; 127.0.0.1 keeps a development broker off the LAN"),
+      hostPortOffset: z.number().int().min(1).max(1000).default(100).describe("node i publishes each port at port + i × offset on the host"),
       namePrefix: z
         .string({ error: "a DNS label of at most 40 characters: a-z, 0-9 and -, starting with a letter" })
         .regex(/^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$/, { error: "a DNS label of at most 40 characters: a-z, 0-9 and -, starting with a letter" })
-        .default("rabbitmq"),
-      /**
-       * The most open files the Docker host lets a container have (its `fs.nr_open`, or the
-       * engine's own hard limit if lower). A container asking for more is refused at start
-       * ("error setting rlimit"); with this set, the broker gets at most this many and the stack
-       * reports the shortfall in `tuningNotApplied`.
-       */
-      maxOpenFiles: z.number({ error: "a whole number of open files, e.g. 1048576" }).int({ error: "a whole number of open files, e.g. 1048576" }).min(1024, { error: "must be at least 1024" }).optional(),
+        .default("rabbitmq")
+        .describe("a DNS label of at most 40 characters: containers, host names (the Erlang node names) and volumes are `<prefix>-<i>`; two platforms on one Docker host need different prefixes and networks"),
+      maxOpenFiles: z
+        .number({ error: "a whole number of open files, e.g. 1048576" })
+        .int({ error: "a whole number of open files, e.g. 1048576" })
+        .min(1024, { error: "must be at least 1024" })
+        .optional()
+        .describe(
+          "the most open files the Docker host lets a container have (its `fs.nr_open`, or the engine's `LimitNOFILE` if lower); absent: no cap. " +
+            "A container asking for more is refused at start (`error setting rlimit`): with this set, the nofile ulimit is capped to it and the shortfall reported in `tuningNotApplied`",
+        ),
     })
-    .default({ network: "rabbitmq-mqtt", publishAddress: "127.0.0.1", hostPortOffset: 100, namePrefix: "rabbitmq" }),
+    .prefault({}),
   kubernetes: z
     .strictObject({
-      namespace: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, { error: "a Kubernetes namespace name" }).default("rabbitmq"),
-      /** The cluster's Kubernetes minor version: which sysctls a pod may set depends on it. */
-      version: z.string().regex(/^1\.(\d{2})$/, { error: "the cluster's Kubernetes version as 1.NN, e.g. 1.29" }).default("1.29"),
-      storageSize: z.string().regex(/^[1-9][0-9]*(Mi|Gi|Ti)$/, { error: "a size such as 20Gi" }).default("20Gi"),
-      storageClass: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,252}$/, { error: "a StorageClass name" }).optional(),
-      cpu: z.string().regex(/^([1-9][0-9]*|[1-9][0-9]*m)$/, { error: "a CPU quantity such as 2 or 500m" }).default("2"),
-      memory: z.string().regex(/^[1-9][0-9]*(Mi|Gi)$/, { error: "a memory size such as 4Gi" }).default("4Gi"),
-      serviceType: z.enum(["LoadBalancer", "NodePort", "ClusterIP"], { error: "LoadBalancer, NodePort or ClusterIP" }).default("LoadBalancer"),
-      /** Run a privileged init container for the sysctls a pod may not set itself. */
-      privilegedSysctls: z.boolean({ error: "must be true or false" }).default(false),
+      namespace: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, { error: "a Kubernetes namespace name" }).default("rabbitmq").describe("the namespace the stack creates and deploys into"),
+      version: z
+        .string()
+        .regex(/^1\.(\d{2})$/, { error: "the cluster's Kubernetes version as 1.NN, e.g. 1.29" })
+        .default("1.29")
+        .describe("the cluster's Kubernetes version as 1.NN: which sysctls a pod may set depends on it"),
+      storageSize: z.string().regex(/^[1-9][0-9]*(Mi|Gi|Ti)$/, { error: "a size such as 20Gi" }).default("20Gi").describe("one volume claim per pod, of this size"),
+      storageClass: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,252}$/, { error: "a StorageClass name" }).optional().describe("the claims' StorageClass; absent: the cluster's default"),
+      cpu: z.string().regex(/^([1-9][0-9]*|[1-9][0-9]*m)$/, { error: "a CPU quantity such as 2 or 500m" }).default("2").describe("CPU request = limit per pod, e.g. 2 or 500m"),
+      memory: z.string().regex(/^[1-9][0-9]*(Mi|Gi)$/, { error: "a memory size such as 4Gi" }).default("4Gi").describe("memory request = limit per pod; the memory alarm is relative to it"),
+      serviceType: z
+        .enum(["LoadBalancer", "NodePort", "ClusterIP"], { error: "LoadBalancer, NodePort or ClusterIP" })
+        .default("LoadBalancer")
+        .describe("for the MQTT, Web MQTT and tenant listeners; management and AMQP stay ClusterIP"),
+      privilegedSysctls: z
+        .boolean({ error: "must be true or false" })
+        .default(false)
+        .describe("run a privileged init container for the sysctls a pod may not set itself (`net.core.somaxconn`, `net.ipv4.tcp_max_syn_backlog`)"),
     })
-    .default({ namespace: "rabbitmq", version: "1.29", storageSize: "20Gi", cpu: "2", memory: "4Gi", serviceType: "LoadBalancer", privilegedSysctls: false }),
+    .prefault({}),
 });
 
-export interface KubernetesSettings {
-  readonly namespace: string;
+type PlatformConfig = z.output<typeof platformConfigSchema>;
+
+/** `platform.kubernetes` as parsed, with the version as its minor number and the memory in bytes. */
+export type KubernetesSettings = Readonly<Omit<PlatformConfig["kubernetes"], "version">> & {
   readonly minorVersion: number;
-  readonly storageSize: string;
-  readonly storageClass?: string;
-  readonly cpu: string;
-  readonly memory: string;
   readonly memoryBytes: number;
-  readonly serviceType: "LoadBalancer" | "NodePort" | "ClusterIP";
-  readonly privilegedSysctls: boolean;
-}
+};
 
 function quantityBytes(q: string): number {
   const m = /^(\d+)(Mi|Gi|Ti)$/.exec(q);
@@ -481,18 +494,12 @@ function quantityBytes(q: string): number {
 
 export interface PlatformModel {
   readonly target: PlatformTarget;
-  readonly image: string;
-  readonly nodes: number;
-  readonly adminUsername: string;
+  readonly image: PlatformConfig["image"];
+  readonly nodes: PlatformConfig["nodes"];
+  readonly adminUsername: PlatformConfig["adminUsername"];
   readonly broker: BrokerModel;
   readonly pki: PkiModel;
-  readonly docker: {
-    readonly network: string;
-    readonly publishAddress: string;
-    readonly hostPortOffset: number;
-    readonly namePrefix: string;
-    readonly maxOpenFiles?: number;
-  };
+  readonly docker: Readonly<PlatformConfig["docker"]>;
   readonly kubernetes: KubernetesSettings;
 }
 
@@ -541,7 +548,7 @@ export function parsePlatformConfig(raw: unknown): PlatformModel {
     const host = c.docker.publishAddress === "0.0.0.0" ? "127.0.0.1" : c.docker.publishAddress;
     broker = { ...broker, tokens: { ...broker.tokens, issuer: { ...issuer, url: `https://${host}:${issuer.port}` } } };
   }
-  const k = c.kubernetes;
+  const { version: kubernetesVersion, ...k } = c.kubernetes;
   return {
     target: c.target,
     image: c.image,
@@ -550,16 +557,6 @@ export function parsePlatformConfig(raw: unknown): PlatformModel {
     broker,
     pki,
     docker: c.docker,
-    kubernetes: {
-      namespace: k.namespace,
-      minorVersion: Number(k.version.slice(2)),
-      storageSize: k.storageSize,
-      ...(k.storageClass !== undefined ? { storageClass: k.storageClass } : {}),
-      cpu: k.cpu,
-      memory: k.memory,
-      memoryBytes: quantityBytes(k.memory),
-      serviceType: k.serviceType,
-      privilegedSysctls: k.privilegedSysctls,
-    },
+    kubernetes: { ...k, minorVersion: Number(kubernetesVersion.slice(2)), memoryBytes: quantityBytes(k.memory) },
   };
 }

@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { STANDARD_BROKER_PORTS } from "./broker-baseline";
 import { brokerLoginName, subjectProblems, type CertificateSubject, type CertLoginFrom } from "./dn";
-import { DEFAULT_KEY, HOURS_PER_YEAR, earlyRenewalHoursField, keySchema, validityHoursField, validityProblems, type KeySpec, type Validity } from "./pki-config";
+import { HOURS_PER_YEAR, earlyRenewalHoursField, keySchema, validityHoursField, validityProblems } from "./pki-config";
 import { ConfigError, formatPath, type ConfigIssue } from "./errors";
 import { NAME_PATTERN, NAME_RULE, USER_ID_PATTERN, USER_ID_RULE, rabbitUsername } from "./names";
 import {
@@ -60,18 +60,25 @@ const nameSchema = z
   .regex(NAME_PATTERN, { error: (iss) => `${JSON.stringify(iss.input)} is not allowed: ${NAME_RULE}` });
 
 const identityLimitsSchema = z.strictObject({
-  maxConnections: intIn(LIMIT_RANGES.identityMaxConnections).optional(),
-  maxChannels: intIn(LIMIT_RANGES.identityMaxChannels).optional(),
-  /** How many client ids (`<identity>`, `<identity>_1`, ...) the identity may use. */
-  maxClientIds: intIn(LIMIT_RANGES.identityMaxClientIds).optional(),
+  maxConnections: intIn(LIMIT_RANGES.identityMaxConnections).optional().describe("connections at once, per user (a RabbitMQ user limit); absent: unlimited"),
+  maxChannels: intIn(LIMIT_RANGES.identityMaxChannels).optional().describe("channels per user; absent: unlimited"),
+  maxClientIds: intIn(LIMIT_RANGES.identityMaxClientIds)
+    .optional()
+    .describe("the MQTT client ids (`<name>`, `<name>_1`, …) it may use, which bounds its queues to 3 × this; not with auth: certificate (its one client id is its DN)"),
 });
 
 export const DEFAULT_MAX_CLIENT_IDS = 4;
 
-const grantsSchema = z.strictObject({
-  publish: z.array(z.string({ error: "must be a string (an MQTT topic filter)" })).default([]),
-  subscribe: z.array(z.string({ error: "must be a string (an MQTT topic filter)" })).default([]),
+/** The tenant's defaults for its identities: the same limits, with the client-id default here. */
+const tenantIdentityLimitsSchema = identityLimitsSchema.extend({
+  maxClientIds: intIn(LIMIT_RANGES.identityMaxClientIds)
+    .default(DEFAULT_MAX_CLIENT_IDS)
+    .describe("the MQTT client ids (`<identity>`, `<identity>_1`, …) each password identity may use, which bounds its queues to 3 × this"),
 });
+
+const grantList = (placeholders: string) =>
+  z.array(z.string({ error: "must be a string (an MQTT topic filter)" })).default([]).describe(`MQTT topic filters within the role's ceiling, with ${placeholders}; absent grants: the role's defaults`);
+const grantsSchema = (placeholders: string) => z.strictObject({ publish: grantList(placeholders), subscribe: grantList(placeholders) });
 
 export const IDENTITY_KINDS = ["app", "device", "service"] as const;
 /**
@@ -93,38 +100,44 @@ const UNSTABLE_SUBJECT_FIELD =
 const subjectFieldsSchema = z.strictObject({
   commonName: z
     .never({ error: "cannot be set: the common name is always the identity's user name <identity>@<tenant>, which keeps login names unique across tenants" })
-    .optional(),
-  organization: z.string({ error: "must be a string" }).optional(),
-  organizationalUnit: z.string({ error: "must be a string" }).optional(),
-  country: z.string({ error: "must be a string" }).optional(),
-  province: z.string({ error: "must be a string" }).optional(),
-  locality: z.string({ error: "must be a string" }).optional(),
+    .optional()
+    .describe("cannot be set: it is always `<identity>@<tenant>`, which keeps login names unique across tenants"),
+  organization: z.string({ error: "must be a string" }).optional().describe("O; the tenant's default is the tenant name"),
+  organizationalUnit: z.string({ error: "must be a string" }).optional().describe("OU"),
+  country: z.string({ error: "must be a string" }).optional().describe("C: two capital letters"),
+  province: z.string({ error: "must be a string" }).optional().describe("ST"),
+  locality: z.string({ error: "must be a string" }).optional().describe("L"),
   // Erlang leaves these two attribute types undecoded and the broker prints the raw term, which
   // changed with Erlang/OTP 29 (RabbitMQ 4.3: `2.5.4.9={asn1_OPENTYPE,...}` instead of
   // `2.5.4.9=Unit 2`, seen on 4.3.6): the login name would depend on the broker's Erlang release.
-  streetAddresses: z.never({ error: UNSTABLE_SUBJECT_FIELD }).optional(),
-  postalCode: z.never({ error: UNSTABLE_SUBJECT_FIELD }).optional(),
-  serialNumber: z.string({ error: "must be a string" }).optional(),
+  streetAddresses: z.never({ error: UNSTABLE_SUBJECT_FIELD }).optional().describe("cannot be set: its login name depends on the broker's Erlang release"),
+  postalCode: z.never({ error: UNSTABLE_SUBJECT_FIELD }).optional().describe("cannot be set: its login name depends on the broker's Erlang release"),
+  serialNumber: z.string({ error: "must be a string" }).optional().describe("serialNumber"),
 });
 type SubjectFields = z.output<typeof subjectFieldsSchema>;
 
-const DEFAULT_CLIENT_CERTIFICATES = { validityHours: HOURS_PER_YEAR, earlyRenewalHours: 30 * 24 };
 
 const identitySchema = z.strictObject({
-  name: nameSchema,
+  name: nameSchema.describe(`${NAME_RULE}; unique in the tenant; no \`.\`, \`#\`, \`+\`, \`*\`, \`/\`, \`:\`, \`_\`, \`@\` or regex metacharacters`),
   kind: z.enum(IDENTITY_KINDS, { error: `must be one of: ${IDENTITY_KINDS.join(", ")}` }),
   // Checked in validateSemantics so the message can list the roles and what each allows.
-  role: z.string({ error: `must be one of: ${ROLE_NAMES.join(", ")}` }),
-  auth: z.enum(AUTH_METHODS, { error: `must be one of: ${AUTH_METHODS.join(", ")}` }).default("password"),
+  role: z.string({ error: `must be one of: ${ROLE_NAMES.join(", ")}` }).describe(`one of ${ROLE_NAMES.map((r) => `\`${r}\``).join(", ")} (see Roles and grants)`),
+  auth: z
+    .enum(AUTH_METHODS, { error: `must be one of: ${AUTH_METHODS.join(", ")}` })
+    .default("password")
+    .describe("`password`: MQTT username `<tenant>:<identity>@<tenant>` with a generated (or given) password; `certificate`: a client certificate signed by the tenant's issuer, no username, no password"),
   user: z
     .string({ error: "must be a string" })
     .regex(USER_ID_PATTERN, { error: (iss) => `${JSON.stringify(iss.input)} is not allowed: ${USER_ID_RULE}` })
-    .optional(),
+    .optional()
+    .describe(`${USER_ID_RULE}: the end user an app or device acts for; fills \`{user}\`, required when a grant uses it`),
   description: z.string().max(256).optional(),
-  limits: identityLimitsSchema.optional(),
-  grants: grantsSchema.optional(),
-  /** Only with auth: certificate. */
-  certificate: z.strictObject({ subject: subjectFieldsSchema.default({}) }).optional(),
+  limits: identityLimitsSchema.optional().describe("the identity's own limits; absent keys: the tenant's identityLimits"),
+  grants: grantsSchema("`{identity}`, `{user}`, `{tenant}`").optional(),
+  certificate: z
+    .strictObject({ subject: subjectFieldsSchema.prefault({}).describe("subject fields as in tenant.certificates.subject, over the tenant's") })
+    .optional()
+    .describe("only with auth: certificate"),
 });
 
 /** The registry path: relative to the project directory, inside it, a `.jsonl` file. */
@@ -132,92 +145,95 @@ const REGISTRY_PATH = /^(?!\/)(?!.*(?:^|\/)\.\.(?:\/|$))[A-Za-z0-9_./-]+\.jsonl$
 
 /** A device fleet (core/fleets.ts): the class; its devices are in the registry file. */
 export const fleetSchema = z.strictObject({
-  name: nameSchema,
-  role: z.string({ error: `must be one of: ${ROLE_NAMES.join(", ")}` }),
-  /**
-   * password: registry lines carry the devices' password hashes. certificate: they carry the
-   * devices' CSRs, which the fleet signs with the tenant's issuer; devices log in on the tenant's
-   * own TLS port (tenant.mqttPorts), so no broker-wide entry is made per device.
-   */
-  auth: z.enum(AUTH_METHODS, { error: `must be one of: ${AUTH_METHODS.join(", ")}` }).default("password"),
+  name: nameSchema.describe(`${NAME_RULE}; unique among the tenant's fleets`),
+  role: z
+    .string({ error: `must be one of: ${ROLE_NAMES.join(", ")}` })
+    .describe(`one of ${ROLE_NAMES.map((r) => `\`${r}\``).join(", ")}: grants within its ceiling, \`{identity}\` being the device`),
+  auth: z
+    .enum(AUTH_METHODS, { error: `must be one of: ${AUTH_METHODS.join(", ")}` })
+    .default("password")
+    .describe(
+      "`password`: registry lines carry the devices' `passwordHash`; `certificate`: they carry the devices' `csr`, which the fleet signs with the tenant's issuer, " +
+        "and devices log in on the tenant's own TLS port (needs tenant.mqttPorts and broker.stackReference), so no broker-wide entry is made per device",
+    ),
   registry: z
     .string({ error: "must be a path" })
-    .regex(REGISTRY_PATH, { error: "must be a .jsonl file inside the project, relative to Pulumi.yaml, e.g. fleets/acme-thermostats.jsonl" }),
-  grants: grantsSchema.optional(),
-  limits: identityLimitsSchema.default({}),
+    .regex(REGISTRY_PATH, { error: "must be a .jsonl file inside the project, relative to Pulumi.yaml, e.g. fleets/acme-thermostats.jsonl" })
+    .describe("a `.jsonl` file inside the project, relative to `Pulumi.yaml` (no `..`, not absolute): one device per line (see Device fleets)"),
+  grants: grantsSchema("`{device}`, `{user}`, `{tenant}`").optional(),
+  limits: identityLimitsSchema.prefault({}).describe("per device; maxClientIds absent: 1"),
 });
 export type FleetConfig = z.output<typeof fleetSchema>;
 
 export const tenantConfigSchema = z.strictObject({
-  name: nameSchema,
-  description: z.string({ error: "must be a string" }).max(1024).default(""),
+  name: nameSchema.describe(`${NAME_RULE}; becomes the vhost`),
+  description: z.string({ error: "must be a string" }).max(1024).default("").describe("the vhost's description"),
   tags: z
     .array(
       z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, {
         error: "tags use letters, digits, '_' and '-' (1-64 characters; RabbitMQ joins tags with commas)",
       }),
     )
-    .default([]),
-  /**
-   * Deleting a vhost deletes every message queued in it, so the vhost is protected by default:
-   * `pulumi destroy` then fails until the stack sets this to false.
-   */
-  protect: z.boolean({ error: "must be true or false" }).default(true),
+    .default([])
+    .describe("the vhost's tags, each 1–64 of `A-Z a-z 0-9 _ -`"),
+  protect: z
+    .boolean({ error: "must be true or false" })
+    .default(true)
+    .describe("deleting a vhost deletes every message queued in it, so it is protected: `pulumi destroy` fails until the stack sets this to false"),
   limits: z
     .strictObject({
-      maxConnections: intIn(LIMIT_RANGES.vhostMaxConnections).optional(),
-      maxQueues: intIn(LIMIT_RANGES.vhostMaxQueues).optional(),
+      maxConnections: intIn(LIMIT_RANGES.vhostMaxConnections).optional().describe("connections to the vhost at once; absent: unlimited"),
+      maxQueues: intIn(LIMIT_RANGES.vhostMaxQueues).optional().describe("queues in the vhost; absent: unlimited"),
     })
-    .default({}),
-  identityLimits: identityLimitsSchema.default({}),
+    .prefault({}),
+  identityLimits: tenantIdentityLimitsSchema.prefault({}).describe("per identity, unless it sets its own limits"),
   subscriptionQueues: z
     .strictObject({
-      expiresSeconds: intIn(LIMIT_RANGES.queueExpiresSeconds).optional(),
-      maxLength: intIn(LIMIT_RANGES.queueMaxLength).optional(),
-      maxLengthBytes: intIn(LIMIT_RANGES.queueMaxLengthBytes).optional(),
+      expiresSeconds: intIn(LIMIT_RANGES.queueExpiresSeconds).optional().describe("delete an MQTT subscription queue unused this long"),
+      maxLength: intIn(LIMIT_RANGES.queueMaxLength).optional().describe("messages a subscription queue holds"),
+      maxLengthBytes: intIn(LIMIT_RANGES.queueMaxLengthBytes).optional().describe("bytes a subscription queue holds"),
       overflow: z
         .enum(["drop-head", "reject-publish"], { error: "must be drop-head or reject-publish" })
-        .optional(),
-      priority: intIn(LIMIT_RANGES.policyPriority).default(0),
+        .optional()
+        .describe("what a full queue does; absent: the broker's default"),
+      priority: intIn(LIMIT_RANGES.policyPriority).default(0).describe("the policy's priority"),
     })
-    .optional(),
-  /**
-   * MQTT listener ports dedicated to this tenant (they must exist on the broker): a connection on
-   * one of them lands in this tenant's vhost without a `vhost:` prefix in its username, through the
-   * broker-wide `mqtt_port_to_vhost_mapping`.
-   */
-  mqttPorts: z.array(intIn([1, 65535])).default([]),
-  /** Client certificates of `auth: certificate` identities: key, validity, subject defaults. */
+    .optional()
+    .describe("a policy on the tenant's MQTT subscription queues; absent: none"),
+  mqttPorts: z
+    .array(intIn([1, 65535]))
+    .default([])
+    .describe(
+      "MQTT (or MQTT-over-TLS) listener ports dedicated to this tenant (they must exist on the broker, e.g. the platform's tenantMqtts): a connection on one lands in this vhost " +
+        "without a `vhost:` prefix in its username, through the broker-wide `mqtt_port_to_vhost_mapping`; not a RabbitMQ standard port (1883, 8883, 5672, 15672, 15675, …)",
+    ),
   certificates: z
     .strictObject({
-      key: keySchema.default(DEFAULT_KEY),
-      validityHours: validityHoursField(DEFAULT_CLIENT_CERTIFICATES.validityHours),
-      earlyRenewalHours: earlyRenewalHoursField(DEFAULT_CLIENT_CERTIFICATES.earlyRenewalHours),
-      /** Subject fields every identity's certificate gets unless it sets its own; organization defaults to the tenant name. */
-      subject: subjectFieldsSchema.default({}),
+      key: keySchema.prefault({}).describe("as the platform's pki.key"),
+      validityHours: validityHoursField(HOURS_PER_YEAR),
+      earlyRenewalHours: earlyRenewalHoursField(30 * 24),
+      subject: subjectFieldsSchema.prefault({}).describe("subject fields (each at most 64 characters, no control characters) every identity's certificate gets unless it sets its own"),
     })
-    .default({ key: DEFAULT_KEY, ...DEFAULT_CLIENT_CERTIFICATES, subject: {} }),
-  identities: z.array(identitySchema).min(1, { error: "declare at least one identity" }),
-  /**
-   * Apps whose end users sign in with tokens (core/token-apps.ts): no broker user and no Pulumi
-   * resource per end user; the platform's token issuer serves them (platform.broker.tokens.issuer).
-   */
-  apps: tokenAppsSchema,
-  /**
-   * Device fleets (core/fleets.ts): a device class each, its members in a registry file; one
-   * Pulumi resource per fleet, whatever its size.
-   */
-  fleets: z.array(fleetSchema).default([]),
+    .prefault({})
+    .describe("client certificates of auth: certificate identities and fleets"),
+  identities: z.array(identitySchema).min(1, { error: "declare at least one identity" }).describe("the tenant's apps, devices and services that have a broker user each"),
+  apps: tokenAppsSchema.describe("apps whose end users sign in with tokens (see Tokens for app users): no broker user and no Pulumi resource per app or user; exported as `tokenApps` for the platform's issuer"),
+  fleets: z
+    .array(fleetSchema)
+    .default([])
+    .describe("device fleets (see Device fleets): a device class each, its members in a registry file; one Pulumi resource per fleet, whatever its size"),
 });
 
 export type TenantConfigInput = z.input<typeof tenantConfigSchema>;
 type TenantConfigParsed = z.output<typeof tenantConfigSchema>;
 
+type IdentityConfig = TenantConfigParsed["identities"][number];
+
 export interface IdentityModel {
   readonly name: string;
-  readonly kind: (typeof IDENTITY_KINDS)[number];
+  readonly kind: IdentityConfig["kind"];
   readonly role: RoleName;
-  readonly auth: (typeof AUTH_METHODS)[number];
+  readonly auth: IdentityConfig["auth"];
   readonly user?: string;
   readonly description?: string;
   /** The broker-wide RabbitMQ user name (`<identity>@<tenant>`). */
@@ -247,11 +263,11 @@ export interface TenantModel {
   readonly description: string;
   readonly tags: readonly string[];
   readonly protect: boolean;
-  readonly limits: { readonly maxConnections?: number; readonly maxQueues?: number };
+  readonly limits: Readonly<TenantConfigParsed["limits"]>;
   readonly subscriptionQueues?: SubscriptionQueuePolicyModel;
   /** This tenant's entries in `mqtt_port_to_vhost_mapping` (port as a decimal string -> vhost). */
   readonly portMappings: Readonly<Record<string, string>>;
-  readonly certificates: { readonly key: KeySpec } & Validity;
+  readonly certificates: Readonly<Omit<TenantConfigParsed["certificates"], "subject">>;
   readonly identities: readonly IdentityModel[];
   /** Token apps, validated. */
   readonly apps: readonly TokenApp[];
@@ -373,7 +389,7 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[], readRegistry
       });
       return;
     }
-    const limits = { maxClientIds: DEFAULT_MAX_CLIENT_IDS, ...cfg.identityLimits, ...id.limits, ...(ids ? { maxClientIds: 1 } : {}) };
+    const limits = { ...cfg.identityLimits, ...id.limits, ...(ids ? { maxClientIds: 1 } : {}) };
     identities.push({
       name: id.name,
       kind: id.kind,

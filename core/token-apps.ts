@@ -33,49 +33,68 @@ export const httpsUrl = z
     error: "must be an https URL without credentials, e.g. https://login.example.com/",
   });
 
-const grantList = z.array(z.string({ error: "must be a topic template such as client/{client}/#" })).default([]);
+const grantList = z
+  .array(z.string({ error: "must be a topic template such as client/{client}/#" }))
+  .default([])
+  .describe("MQTT topic templates with `{user}` and `{client}`, per user (a placeholder before any `#`), no `+`");
 
 export const tokenAppSchema = z.strictObject({
-  /** The app's name: the MQTT username its users present is `<vhost>:<name>` (the vhost prefix picks the vhost). */
-  name: z.string({ error: "must be a name" }).regex(NAME_PATTERN, { error: `must be a name: ${NAME_RULE}` }),
+  name: z
+    .string({ error: "must be a name" })
+    .regex(NAME_PATTERN, { error: `must be a name: ${NAME_RULE}` })
+    .describe(`${NAME_RULE}: its users log in as \`<vhost>:<name>\` (the prefix picks the vhost)`),
   identityProvider: z.strictObject({
-    /** The provider's issuer (`iss` of its ID tokens), exactly. */
-    issuer: httpsUrl,
-    /** The audience its ID tokens carry for this app (the app's client id at the provider). */
-    audience: z.string({ error: "must be the app's client id at the provider" }).min(1, { error: "must not be empty" }).max(256),
-    /** Where its signing keys are; absent: read from the issuer's OpenID configuration. */
-    jwksUri: httpsUrl.optional(),
-    /** The claim that holds the user's id. */
-    userClaim: z.string().regex(/^[A-Za-z_][A-Za-z0-9_:.-]{0,63}$/, { error: "must be a claim name such as sub" }).default("sub"),
+    issuer: httpsUrl.describe("the provider's issuer, an https URL exactly as in its ID tokens' `iss`"),
+    audience: z
+      .string({ error: "must be the app's client id at the provider" })
+      .min(1, { error: "must not be empty" })
+      .max(256)
+      .describe("the audience its ID tokens carry for this app (the app's client id there)"),
+    jwksUri: httpsUrl.optional().describe("https: where its signing keys are; absent: from `<issuer>/.well-known/openid-configuration`, whose `issuer` must match"),
+    userClaim: z.string().regex(/^[A-Za-z_][A-Za-z0-9_:.-]{0,63}$/, { error: "must be a claim name such as sub" }).default("sub").describe("the claim that holds the user's id"),
     algorithms: z
       .array(z.enum(ID_TOKEN_ALGORITHMS, { error: `must be one of: ${ID_TOKEN_ALGORITHMS.join(", ")}` }))
       .min(1, { error: "list at least one algorithm" })
-      .default(["RS256", "ES256"]),
-    /** A private CA the provider's HTTPS certificate chains to (PEM); absent: the system's CAs. */
-    caCertificatePem: z.string().regex(/^-----BEGIN CERTIFICATE-----/, { error: "must be a PEM certificate" }).optional(),
+      .default(["RS256", "ES256"])
+      .describe("asymmetric only (never `none` or HMAC)"),
+    caCertificatePem: z
+      .string()
+      .regex(/^-----BEGIN CERTIFICATE-----/, { error: "must be a PEM certificate" })
+      .optional()
+      .describe("a private CA the provider's HTTPS certificate chains to (PEM); absent: the system's CAs"),
   }),
-  userIds: z.enum(USER_ID_MODES, { error: `must be one of: ${USER_ID_MODES.join(", ")}` }).default("subject"),
+  userIds: z
+    .enum(USER_ID_MODES, { error: `must be one of: ${USER_ID_MODES.join(", ")}` })
+    .default("subject")
+    .describe(
+      "`subject`: the claim as is; a sign-in whose id is not 1–128 of `A-Z a-z 0-9 _ -` (starting and ending with a letter or digit) is refused (403), so `*`, `.`, `#`, `+`, `/`, `%`, `:`, `~`, " +
+        "whitespace, control and non-ASCII characters never reach a scope. `hashed`: every user gets `h` + 32 hex digits of SHA-256(`<issuer>\\n<claim>`), which the tenant's backend can compute too",
+    ),
   grants: z
     .strictObject({ publish: grantList, subscribe: grantList })
     .refine((g) => g.publish.length + g.subscribe.length > 0, { error: "grant at least one publish or subscribe template" }),
-  /**
-   * MQTT client ids per user (`<user>~1` ... `<user>~N`): the ids whose session queues the
-   * user's token may use, so the ids it can subscribe through. It does not bound connections: the
-   * broker ties no client id to a user, so a token connects under any client id (subscribing to
-   * nothing there); the tenant's vhost connection limit is what bounds them.
-   */
-  clientIdsPerUser: z.number().int({ error: "must be a whole number" }).min(APP_MAX_CLIENT_IDS_RANGE[0]).max(APP_MAX_CLIENT_IDS_RANGE[1], { error: `must be at most ${APP_MAX_CLIENT_IDS_RANGE[1]}` }).default(2),
-  /** How long a broker token lasts; the app asks for a new one before it runs out. */
+  clientIdsPerUser: z
+    .number()
+    .int({ error: "must be a whole number" })
+    .min(APP_MAX_CLIENT_IDS_RANGE[0])
+    .max(APP_MAX_CLIENT_IDS_RANGE[1], { error: `must be at most ${APP_MAX_CLIENT_IDS_RANGE[1]}` })
+    .default(2)
+    .describe(
+      "the client ids (`<user>~1` … `<user>~N`) whose session queues the user's token may use, so the ids it can subscribe through. Not a connection limit: the broker ties no client id to a user, " +
+        "so a token connects under any client id (and subscribes to nothing there); the tenant's limits.maxConnections bounds the vhost. No per-user connection limit is set for token users: " +
+        "RabbitMQ sets user limits per user name, and the product makes nothing per end user",
+    ),
   tokenLifetimeSeconds: z
     .number()
     .int({ error: "must be a whole number" })
     .min(TOKEN_LIFETIME_RANGE[0], { error: `must be at least ${TOKEN_LIFETIME_RANGE[0]}` })
     .max(TOKEN_LIFETIME_RANGE[1], { error: `must be at most ${TOKEN_LIFETIME_RANGE[1]} (a day): revocation waits for expiry` })
-    .default(900),
-  /** Web origins allowed to call the issuer from a browser (CORS); none: no browser app. */
+    .default(900)
+    .describe("how long a broker token lasts, so the longest a revoked user keeps access; the app asks for a new one before it runs out"),
   allowedOrigins: z
     .array(z.string().refine((o) => URL.canParse(o) && new URL(o).origin === o && ["https:", "http:"].includes(new URL(o).protocol), { error: "must be an origin such as https://app.example.com" }))
-    .default([]),
+    .default([])
+    .describe("web origins allowed to call the issuer from a browser (CORS); none: no browser app"),
 });
 
 export interface TokenApp {
