@@ -8,7 +8,9 @@
  *
  * `Tenant` validates its `tenant` argument with the same schema as the tenant stack's `tenant`
  * config (README, "Tenant stack config reference") before it registers anything; a mistake throws
- * a ConfigError naming the field. The stack programs in stacks/ use this entry point the same way.
+ * a ConfigError naming the field. `DockerBroker`, `KubernetesBroker` and `PlatformPki` do the same
+ * with the platform stack's `platform` config. The stack programs in stacks/ use this entry point
+ * the same way.
  */
 
 // Tenants and the broker connection they are applied through.
@@ -18,6 +20,7 @@ export { brokerConnection, caCertFile, type BrokerConnection, type BrokerConnect
 // The platform: brokers on Docker and Kubernetes, and their PKI.
 export { DockerBroker, type DockerBrokerArgs, type BrokerTls } from "./components/platform/docker-broker";
 export { KubernetesBroker, type KubernetesBrokerArgs } from "./components/platform/kubernetes-broker";
+export { platformCertificateNames } from "./components/platform/certificate-names";
 export { PlatformPki, type PlatformPkiArgs, type IssuerOutput, type IssuersOutput } from "./components/pki/platform-pki";
 export { IssuedCertificate, RootAuthority, type IssuedCertificateArgs, type RootAuthorityArgs } from "./components/pki";
 
@@ -33,5 +36,13 @@ export { MANAGEMENT_CONCURRENCY, type ManagementConnection } from "./components/
 // The pure core: config schemas and their parsers (what the components validate with).
 export { ConfigError, type ConfigIssue } from "./core/errors";
 export { parseTenantConfig, tenantConfigSchema, type TenantConfigInput, type TenantModel } from "./core/tenant-config";
-export { parsePlatformConfig, platformConfigSchema, type PlatformModel } from "./core/platform-config";
+export {
+  parsePlatformConfig,
+  parsePkiConfig,
+  platformConfigSchema,
+  type PlatformConfigInput,
+  type PkiConfigInput,
+  type PlatformModel,
+  type PkiModel,
+} from "./core/platform-config";
 export { stackConfigJsonSchema } from "./core/config-json-schema";

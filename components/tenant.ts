@@ -103,8 +103,12 @@ export function validateTenant(args: Pick<TenantArgs, "tenant" | "passwords" | "
   return model;
 }
 
-/** Passwords given as Outputs are checked for length when they resolve (the error names the key, never the value). */
-function checkedPasswords(passwords: Readonly<Record<string, pulumi.Input<string>>>): Record<string, pulumi.Input<string>> {
+/**
+ * Passwords given as Outputs are checked for length when they resolve (the error names the key,
+ * never the value): the Output the Tenant hands its user rejects, so `pulumi up` fails on that
+ * user with the ConfigError. Exported for the tests.
+ */
+export function checkedPasswords(passwords: Readonly<Record<string, pulumi.Input<string>>>): Record<string, pulumi.Input<string>> {
   return Object.fromEntries(
     Object.entries(passwords).map(([k, v]) => [
       k,

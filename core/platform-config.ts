@@ -503,6 +503,25 @@ export interface PlatformModel {
   readonly kubernetes: KubernetesSettings;
 }
 
+/** The `platform` config as a program writes it (the stack file's shape); `parsePlatformConfig` validates it. */
+export type PlatformConfigInput = Omit<z.input<typeof platformConfigSchema>, "broker" | "pki"> & {
+  readonly broker: BrokerConfigInput;
+  readonly pki?: PkiConfigInput;
+};
+export type PkiConfigInput = z.input<typeof pkiConfigSchema>;
+
+/**
+ * The platform for a component that deploys to one target: validated as the platform stack
+ * validates it, and refused (naming `platform.target`) when it is for the other target.
+ */
+export function parsePlatformConfigFor(raw: unknown, target: PlatformTarget, component: string): PlatformModel {
+  const model = parsePlatformConfig(raw);
+  if (model.target !== target) {
+    throw new ConfigError([{ key: `${PLATFORM_KEY}.target`, message: `is ${model.target}, but ${component} deploys to ${target}: set target: ${target}, or use the component for ${model.target}` }]);
+  }
+  return model;
+}
+
 export function parsePlatformConfig(raw: unknown): PlatformModel {
   const parsed = platformConfigSchema.safeParse(raw);
   if (!parsed.success) {

@@ -4,17 +4,14 @@
  * tenant stacks read through a StackReference (core/broker-connection.ts PLATFORM_OUTPUTS).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { dockerCertificateNames, kubernetesCertificateNames, type CertificateNames } from "../core/broker-endpoints";
 import { PLATFORM_OUTPUTS } from "../core/broker-connection";
 import { ConfigError, type ConfigIssue } from "../core/errors";
 import { PEM_CERTIFICATE, PEM_PRIVATE_KEY } from "../core/pki-config";
-import { PKI_CA_CERTIFICATE_KEY, PKI_CA_PRIVATE_KEY_KEY, PLATFORM_KEY, parsePlatformConfig, type PlatformModel } from "../core/platform-config";
+import { PKI_CA_CERTIFICATE_KEY, PKI_CA_PRIVATE_KEY_KEY, PLATFORM_KEY, parsePlatformConfig, type PlatformConfigInput, type PlatformModel } from "../core/platform-config";
 import { parseJsonConfig, rawConfig } from "./config";
 // The components through the library's entry point, as any program would take them; the
 // helpers below and the token issuer (which builds from this repository's issuer/) are not in it.
-import { DockerBroker, KubernetesBroker, PlatformPki } from "../index";
-import { nodeHost } from "../components/platform/docker-broker";
-import { kubernetesServiceNames } from "../components/platform/kubernetes-broker";
+import { DockerBroker, KubernetesBroker, PlatformPki, platformCertificateNames } from "../index";
 import { TokenSigningKeys } from "../components/platform/token-keys";
 import { DockerTokenIssuer, KubernetesTokenIssuer, issuerCertificateNames } from "../components/platform/token-issuer";
 import { TENANT_OUTPUTS } from "../core/broker-connection";
@@ -24,6 +21,8 @@ const BROKER_NAME = "rabbitmq";
 
 
 export interface ValidatedPlatformStack {
+  /** The `platform` config as the stack file gives it: what the components validate again. */
+  readonly config: PlatformConfigInput;
   readonly model: PlatformModel;
   /** Set when the CA is imported: its certificate and private key (from a secret). */
   readonly importedCa?: { readonly certPem: string; readonly privateKeyPem: string };
@@ -33,6 +32,8 @@ export function validatePlatformStack(): ValidatedPlatformStack {
   const parsed = parseJsonConfig(PLATFORM_KEY, rawConfig(PLATFORM_KEY), false);
   if (parsed === undefined) throw new ConfigError([{ key: PLATFORM_KEY, message: "required: the broker platform (target, image, broker); see README" }]);
   const model = parsePlatformConfig(parsed);
+  // Valid now, so it has the input's shape.
+  const config = parsed as PlatformConfigInput;
   const certPem = rawConfig(PKI_CA_CERTIFICATE_KEY);
   const keyPem = rawConfig(PKI_CA_PRIVATE_KEY_KEY);
   if (model.pki.ca.source === "generate") {
@@ -40,7 +41,7 @@ export function validatePlatformStack(): ValidatedPlatformStack {
     if (stray.length > 0) {
       throw new ConfigError(stray.map((key) => ({ key, message: "is set but platform.pki.ca.source is generate; set source: import to use it, or remove it" })));
     }
-    return { model };
+    return { config, model };
   }
   const issues: ConfigIssue[] = [];
   if (certPem === undefined || !PEM_CERTIFICATE.test(certPem)) {
@@ -51,31 +52,22 @@ export function validatePlatformStack(): ValidatedPlatformStack {
     issues.push({ key: PKI_CA_PRIVATE_KEY_KEY, message: "required with platform.pki.ca.source import: the CA's private key as one PEM block, set with --secret" });
   }
   if (issues.length > 0 || certPem === undefined || keyPem === undefined) throw new ConfigError(issues);
-  return { model, importedCa: { certPem, privateKeyPem: keyPem } };
-}
-
-function brokerCertificateNames(model: PlatformModel): CertificateNames {
-  const extra = model.pki.brokerCertificate;
-  if (model.target === "docker") {
-    return dockerCertificateNames(Array.from({ length: model.nodes }, (_, i) => nodeHost(model.docker.namePrefix, i)), model.docker.publishAddress, extra);
-  }
-  const { headless, services } = kubernetesServiceNames(model, BROKER_NAME);
-  return kubernetesCertificateNames({ name: BROKER_NAME, namespace: model.kubernetes.namespace, headless, nodes: model.nodes, services }, extra);
+  return { config, model, importedCa: { certPem, privateKeyPem: keyPem } };
 }
 
 export function platformStack() {
-  const { model, importedCa } = validatePlatformStack();
+  const { config, model, importedCa } = validatePlatformStack();
   const tokens = model.broker.tokens;
   const issuerUrl = tokens?.issuer?.url;
   const pki = new PlatformPki("pki", {
-    pki: model.pki,
-    brokerNames: brokerCertificateNames(model),
+    ...(config.pki !== undefined ? { pki: config.pki } : {}),
+    brokerNames: platformCertificateNames(config, BROKER_NAME),
     ...(issuerUrl !== undefined ? { tokenIssuerNames: issuerCertificateNames(model, issuerUrl) } : {}),
     ...(importedCa !== undefined ? { importedCa: { certPem: importedCa.certPem, privateKeyPem: pulumi.secret(importedCa.privateKeyPem) } } : {}),
   });
   const tls = { caCertPem: pki.root.certPem, certPem: pki.broker.chainPem, privateKeyPem: pki.broker.privateKeyPem, verifyDepth: pki.verifyDepth };
   const tokenKeys = tokens !== undefined ? new TokenSigningKeys("token-keys", { tokens }) : undefined;
-  const brokerArgs = { model, tls, ...(tokenKeys !== undefined ? { tokenKeys: tokenKeys.publicKeys } : {}) };
+  const brokerArgs = { platform: config, tls, ...(tokenKeys !== undefined ? { tokenKeys: tokenKeys.publicKeys } : {}) };
   const broker = model.target === "docker" ? new DockerBroker(BROKER_NAME, brokerArgs) : new KubernetesBroker(BROKER_NAME, brokerArgs);
   const tokenIssuer = deployTokenIssuer(model, tokenKeys, pki, broker);
   return {

@@ -7,15 +7,22 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { CertificateNames } from "../../core/broker-endpoints";
-import type { PkiModel } from "../../core/platform-config";
+import { ConfigError } from "../../core/errors";
+import { PKI_CA_CERTIFICATE_KEY, PLATFORM_KEY, parsePkiConfig, type PkiConfigInput, type PkiModel } from "../../core/platform-config";
 import { CLIENT_CA_USES, IssuedCertificate, RootAuthority, SERVER_USES, type Issuer } from "./index";
 
 export interface PlatformPkiArgs {
-  readonly pki: PkiModel;
+  /**
+   * The PKI, in the shape of the platform stack's `platform.pki` config (README, "Platform
+   * stack"); absent: every default. Validated here with the stack's schema before anything is
+   * registered: a mistake throws a ConfigError naming the key (`platform.pki.ca.validityHours`).
+   */
+  readonly pki?: PkiConfigInput;
+  /** The names the broker's certificate carries: `platformCertificateNames` of the platform. */
   readonly brokerNames: CertificateNames;
   /** Set when the stack deploys the token issuer: the names its HTTPS certificate carries. */
   readonly tokenIssuerNames?: CertificateNames;
-  /** Set when `platform.pki.ca.source` is import. */
+  /** Required when `pki.ca.source` is import, refused otherwise; the key should be a secret. */
   readonly importedCa?: { readonly certPem: pulumi.Input<string>; readonly privateKeyPem: pulumi.Input<string> };
 }
 
@@ -32,6 +39,8 @@ export interface IssuersOutput {
 }
 
 export class PlatformPki extends pulumi.ComponentResource {
+  /** The validated PKI config, defaults filled in. */
+  public readonly config: PkiModel;
   public readonly root: RootAuthority;
   public readonly broker: IssuedCertificate;
   /** The token issuer's HTTPS certificate, when `tokenIssuerNames` is set. */
@@ -41,8 +50,17 @@ export class PlatformPki extends pulumi.ComponentResource {
   public readonly verifyDepth: number;
 
   constructor(name: string, args: PlatformPkiArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Validated before super(): a bad config registers nothing, not even this component.
+    const pki = parsePkiConfig(args.pki);
+    if ((pki.ca.source === "import") !== (args.importedCa !== undefined)) {
+      throw new ConfigError([
+        pki.ca.source === "import"
+          ? { key: PKI_CA_CERTIFICATE_KEY, message: `required with ${PLATFORM_KEY}.pki.ca.source import: pass importedCa, the CA's certificate and (secret) private key` }
+          : { key: `${PLATFORM_KEY}.pki.ca.source`, message: "is generate, but an importedCa was given: set source: import to use it, or leave importedCa out" },
+      ]);
+    }
     super("rabbitmq-mqtt:pki:PlatformPki", name, {}, opts);
-    const { pki } = args;
+    this.config = pki;
     const child = { parent: this };
     this.root = new RootAuthority(
       `${name}-root`,

@@ -12,7 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { brokerListeners, listenerUrl, type Listener } from "../../core/broker-endpoints";
 import { CONTAINER_CONFIG_FILE, CONTAINER_TLS_FILES, clusterStartsOneByOne, containerTokenKeyFiles, renderEnabledPlugins, renderEnv, renderRabbitmqConf } from "../../core/broker-config";
-import type { PlatformModel } from "../../core/platform-config";
+import { parsePlatformConfigFor, type PlatformConfigInput, type PlatformModel } from "../../core/platform-config";
 import { publicKeyFor, type TokenPublicKey } from "./token-keys";
 
 /** The official image runs RabbitMQ as this user; files it must read belong to it. */
@@ -30,7 +30,13 @@ export interface BrokerTls {
 }
 
 export interface DockerBrokerArgs {
-  readonly model: PlatformModel;
+  /**
+   * The platform, in the shape of the platform stack's `platform` config (README, "Platform
+   * stack"), with `target: docker`. Validated here with the stack's schema before anything is
+   * registered: a mistake throws a ConfigError naming the key (`platform.broker.listeners.mqtts`).
+   * Plain values, not Inputs: the broker's files are rendered from it at preview.
+   */
+  readonly platform: PlatformConfigInput;
   readonly tls: BrokerTls;
   /** The token signing keys' public keys (TokenSigningKeys), when the model has `broker.tokens`. */
   readonly tokenKeys?: readonly TokenPublicKey[];
@@ -64,6 +70,8 @@ export function dockerTuningGaps(model: PlatformModel): string[] {
 }
 
 export class DockerBroker extends pulumi.ComponentResource {
+  /** The validated platform, defaults filled in. */
+  public readonly model: PlatformModel;
   public readonly adminUsername: string;
   public readonly adminPassword: pulumi.Output<string>;
   public readonly managementUrl: string;
@@ -75,8 +83,10 @@ export class DockerBroker extends pulumi.ComponentResource {
   public readonly tuningGaps: string[];
 
   constructor(name: string, args: DockerBrokerArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Validated before super(): a bad config registers nothing, not even this component.
+    const model = parsePlatformConfigFor(args.platform, "docker", "DockerBroker");
     super("rabbitmq-mqtt:platform:DockerBroker", name, {}, opts);
-    const { model } = args;
+    this.model = model;
     const child = { parent: this };
 
     const adminPassword = new random.RandomPassword(`${name}-admin-password`, { length: 32, special: false }, child);

@@ -26,13 +26,19 @@ import {
   renderEnv,
   renderRabbitmqConf,
 } from "../../core/broker-config";
-import type { PlatformModel } from "../../core/platform-config";
+import { parsePlatformConfigFor, type PlatformConfigInput, type PlatformModel } from "../../core/platform-config";
 import { splitKubernetesSysctls } from "../../core/tuning";
 import type { BrokerTls } from "./docker-broker";
 import { publicKeyFor, type TokenPublicKey } from "./token-keys";
 
 export interface KubernetesBrokerArgs {
-  readonly model: PlatformModel;
+  /**
+   * The platform, in the shape of the platform stack's `platform` config (README, "Platform
+   * stack"), with `target: kubernetes`. Validated here with the stack's schema before anything is
+   * registered (odd node count of at least 3, no plaintext listeners, ...): a mistake throws a
+   * ConfigError naming the key. Plain values, not Inputs: the broker's files are rendered from it.
+   */
+  readonly platform: PlatformConfigInput;
   readonly tls: BrokerTls;
   /** The token signing keys' public keys (TokenSigningKeys), when the model has `broker.tokens`. */
   readonly tokenKeys?: readonly TokenPublicKey[];
@@ -59,6 +65,8 @@ export function kubernetesTuningGaps(model: PlatformModel): string[] {
 }
 
 export class KubernetesBroker extends pulumi.ComponentResource {
+  /** The validated platform, defaults filled in. */
+  public readonly model: PlatformModel;
   public readonly adminUsername: string;
   public readonly adminPassword: pulumi.Output<string>;
   public readonly managementUrl: string;
@@ -68,8 +76,10 @@ export class KubernetesBroker extends pulumi.ComponentResource {
   public readonly namespace: k8s.core.v1.Namespace;
 
   constructor(name: string, args: KubernetesBrokerArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Validated before super(): a bad config registers nothing, not even this component.
+    const model = parsePlatformConfigFor(args.platform, "kubernetes", "KubernetesBroker");
     super("rabbitmq-mqtt:platform:KubernetesBroker", name, {}, opts);
-    const { model } = args;
+    this.model = model;
     const kc = model.kubernetes;
     const child = { parent: this };
     const ns = kc.namespace;
