@@ -87,6 +87,37 @@ const topicPermissions = (u: string, read = "^client\\.x\\.", exchange = "amq.to
   opts: {},
 });
 
+describe("each policy's own config", () => {
+  const clean = [user("a@acme"), topicPermissions("a@acme")];
+
+  it("is checked by the policy: a value of the wrong kind is a violation naming the key, not a silent pass", async () => {
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ["mqtt-users-have-topic-permissions", { mqttExchange: 7 }, /^policy config mqtt-users-have-topic-permissions\.mqttExchange: must be an exchange name/],
+      ["mqtt-users-have-no-tags", { allowTagsFor: "ops" }, /^policy config mqtt-users-have-no-tags\.allowTagsFor: must be a list of user names/],
+      ["tenant-vhosts-protected", { unprotectedStacks: [""] }, /^policy config tenant-vhosts-protected\.unprotectedStacks\.0: must be a stack name/],
+      ["no-unescaped-topic-variables", { brokerVersion: "latest" }, /^policy config no-unescaped-topic-variables\.brokerVersion: must be the broker's RabbitMQ version/],
+      // A misspelt key would otherwise leave the policy at its default.
+      ["tenant-vhosts-protected", { unprotectedStack: ["acme"] }, /^policy config tenant-vhosts-protected\.: Unrecognized key: "unprotectedStack"/],
+    ];
+    for (const [policy, config, message] of cases) {
+      const v = await evaluate(clean, { [policy]: config });
+      expect(v[policy]?.[0], policy).toMatch(message);
+    }
+  });
+
+  it("is what the engine validates against: the JSON Schema is derived from the same schema", () => {
+    const byName = Object.fromEntries(policies.map((p) => [p.name, p.configSchema]));
+    expect(byName["mqtt-users-have-topic-permissions"]?.properties).toEqual({ mqttExchange: { type: "string", minLength: 1, default: "amq.topic" } });
+    expect(byName["mqtt-users-have-no-tags"]?.properties?.["allowTagsFor"]).toMatchObject({ type: "array", default: [] });
+    expect(byName["images-pinned"]).toBeUndefined();
+  });
+
+  it("policy/config.json passes every policy's own check", async () => {
+    expect(Object.keys(SHIPPED_CONFIG).every((name) => policies.some((p) => p.name === name))).toBe(true);
+    expect(await evaluate(clean, SHIPPED_CONFIG)).toEqual({});
+  });
+});
+
 describe("each policy rejects a resource that breaks the baseline", () => {
   it("mqtt-users-have-topic-permissions: a user without topic permissions on the MQTT exchange", async () => {
     const v = await evaluate([user("a@acme"), topicPermissions("a@acme"), user("b@acme"), topicPermissions("c@acme", "^x$", "other")]);
@@ -166,7 +197,10 @@ describe("every shipped stack passes the policy pack", () => {
     for (const stack of ["dev", "platform-prod"]) {
       const resources = await runShipped(stack);
       expect(resources.length, stack).toBeGreaterThan(5);
-      const image = String(loadStackConfig(stack)["platform"] && (loadStackConfig(stack)["platform"] as { broker: { image: string } }).broker.image);
+      // The broker's version as its image names it (checking the policy's config found that this
+      // once read a key that does not exist, and passed "undefined").
+      const image = (loadStackConfig(stack)["platform"] as { image: string }).image;
+      expect(image, stack).toMatch(/^rabbitmq:\d+\.\d+\.\d+/);
       expect(await evaluate(resources, { ...SHIPPED_CONFIG, "no-unescaped-topic-variables": { brokerVersion: image } }, stack), stack).toEqual({});
       // What the policies judged is there: the broker's image, and on Kubernetes its rabbitmq.conf and workload.
       if (stack === "dev") expect(resources.some((r) => r.type === "docker:index/remoteImage:RemoteImage")).toBe(true);
