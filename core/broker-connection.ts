@@ -66,7 +66,7 @@ export const brokerConnectionSchema = z.union(
         .regex(STACK_REF_PATTERN, { error: "must be <organization>/<project>/<stack> (file backend: organization/<project>/<stack>)" })
         .describe(
           "instead of managementUrl and username: `<org>/<project>/<stack>` of the platform stack, whose outputs managementUrl, adminUsername, adminPassword (secret), caCertificatePem, " +
-            "certificateIssuers (secret) and certificateLoginFrom are used; required for certificate identities and fleets",
+            "certificateIssuers (secret) and certificateLoginFrom are used; required for certificate identities and certificate fleets",
         ),
     }),
   ],

@@ -86,16 +86,22 @@ function typeName(s: Json): string {
 
 const num = (n: number) => (Number.isInteger(n) && Math.abs(n) >= 10_000 ? n.toLocaleString("en-US") : String(n));
 
-/** A value as a stack file writes it (flow style). */
+/**
+ * A string YAML would read as something else (a number, a boolean, null) or could not read
+ * plain: it is quoted, so that a default copied into a stack file stays a string (`"1.29"`).
+ */
+const PLAIN_STRING = /^(?![-+]?(?:\d|\.\d))(?!(?:true|false|yes|no|on|off|null|~)$)[A-Za-z0-9_./@-][A-Za-z0-9 _./@-]*$/i;
+
+/** A value as a stack file writes it (YAML flow style). */
 export function yamlish(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(yamlish).join(", ")}]`;
   if (isObj(v)) return `{${Object.entries(v).map(([k, x]) => `${k}: ${yamlish(x)}`).join(", ")}}`;
-  if (typeof v === "string") return v === "" ? '""' : v;
+  if (typeof v === "string") return PLAIN_STRING.test(v) && !v.endsWith(" ") ? v : JSON.stringify(v);
   return String(v);
 }
 
-function defaultOf(s: Json): string {
-  if (!("default" in s)) return "—";
+function defaultOf(s: Json, required: boolean): string {
+  if (!("default" in s)) return required ? "required" : "—";
   const d = s["default"];
   // An object whose own keys carry the defaults (zod prefault {}): its rows say them.
   if (isObj(d) && Object.keys(d).length === 0) return "—";
@@ -107,10 +113,18 @@ function enumText(values: readonly unknown[]): string {
   return v.length === 1 ? `only ${v[0]}` : v.length === 2 ? `${v[0]} or ${v[1]}` : `one of ${v.join(", ")}`;
 }
 
-/** The limits the schema states: allowed values, ranges, lengths, list sizes. */
+const FORMATS: Readonly<Record<string, string>> = { ipv4: "an IPv4 address", ipv6: "an IPv6 address", uri: "a URL", email: "an e-mail address" };
+
+/** The limits the schema states: allowed values, ranges, lengths, list sizes, formats. */
 function constraintOf(s: Json): string[] {
   const { schema } = unwrapNull(s);
   const out: string[] = [];
+  const format = schema["format"];
+  if (typeof format === "string") out.push(FORMATS[format] ?? `format ${format}`);
+  const any = schema["anyOf"];
+  if (Array.isArray(any) && any.every((b) => isObj(b) && typeof b["format"] === "string")) {
+    out.push((any as Json[]).map((b) => FORMATS[String(b["format"])] ?? `format ${String(b["format"])}`).join(" or "));
+  }
   const e = schema["enum"];
   if (Array.isArray(e)) out.push(enumText(e));
   if ("const" in schema) out.push(enumText([schema["const"]]));
@@ -137,6 +151,9 @@ function constraintOf(s: Json): string[] {
       if (each.length > 0) out.push(`each ${each.join(", ")}`);
     }
   }
+  for (const k of ["exclusiveMinimum", "exclusiveMaximum"]) {
+    if (k in schema) throw new Error(`config-docs: ${k} is not rendered; add it to constraintOf`);
+  }
   return out;
 }
 
@@ -150,30 +167,59 @@ function cell(text: string): string {
 }
 
 /** The rows of one table: a row per key that has a value, or a description, below the root. */
+/** The keys an object schema requires (in a union of objects: those every branch requires). */
+function requiredOf(s: Json): Set<string> {
+  const r = s["required"];
+  if (Array.isArray(r)) return new Set(r as string[]);
+  const any = s["anyOf"];
+  if (Array.isArray(any) && any.length > 0 && any.every(isObj)) {
+    const sets = (any).map(requiredOf);
+    return new Set([...sets[0]!].filter((k) => sets.every((x) => x.has(k))));
+  }
+  return new Set();
+}
+
+/**
+ * The rows of one table: a row per key that has a value, or a description, below the root.
+ * "required" in the default column: the key must be set (when its parent is).
+ */
 export function configRows(schema: Json, spec: ConfigTableSpec): ConfigRow[] {
   const rows: ConfigRow[] = [];
   const stop = new Set(spec.stopAt ?? []);
-  const walk = (s: Json, path: string) => {
+  const stopped = new Set<string>();
+  const walk = (s: Json, path: string, required: boolean) => {
     const { schema: inner } = unwrapNull(s);
     const props = propertiesOf(inner);
     const items = inner["type"] === "array" && isObj(inner["items"]) ? inner["items"] : undefined;
     const itemProps = items !== undefined ? propertiesOf(items) : undefined;
     const container = props !== undefined || itemProps !== undefined;
     if (!container || typeof s["description"] === "string" || stop.has(path)) {
-      rows.push({ key: path, type: typeName(s), default: defaultOf(s), rule: ruleOf(s) });
+      rows.push({ key: path, type: typeName(s), default: defaultOf(s, required), rule: ruleOf(s) });
     }
-    if (stop.has(path)) return;
-    if (props !== undefined) for (const [k, v] of Object.entries(props)) walk(v as Json, `${path}.${k}`);
-    if (itemProps !== undefined) for (const [k, v] of Object.entries(itemProps)) walk(v as Json, `${path}[].${k}`);
+    if (stop.has(path)) {
+      stopped.add(path);
+      return;
+    }
+    if (props !== undefined) {
+      const req = requiredOf(inner);
+      for (const [k, v] of Object.entries(props)) walk(v as Json, `${path}.${k}`, req.has(k));
+    }
+    if (itemProps !== undefined && items !== undefined) {
+      const req = requiredOf(items);
+      for (const [k, v] of Object.entries(itemProps)) walk(v as Json, `${path}[].${k}`, req.has(k));
+    }
   };
   const start = locate(schema, spec.root);
   const top = spec.keys ?? Object.keys(propertiesOf(start) ?? {});
   const props = propertiesOf(start) ?? {};
+  const req = requiredOf(start);
   for (const k of top) {
     const s = props[k];
     if (!isObj(s)) throw new Error(`config table ${spec.name}: no key ${k} under '${spec.root}'`);
-    walk(s, k);
+    walk(s, k, req.has(k));
   }
+  const missed = [...stop].filter((p) => !stopped.has(p));
+  if (missed.length > 0) throw new Error(`config table ${spec.name}: no key ${missed.join(", ")} to stop at`);
   return rows;
 }
 

@@ -17,6 +17,7 @@ import {
   type KeySpec,
 } from "./pki-config";
 import { STACK_REF_PATTERN } from "./broker-connection";
+import type { ReadonlyFields } from "./readonly";
 import { NAME_PATTERN, NAME_RULE, RESOURCE_SERVER_ID_PATTERN } from "./names";
 import { httpsUrl } from "./token-apps";
 import { TUNING_PROFILES, tuningFor, type Tuning } from "./tuning";
@@ -122,7 +123,7 @@ const tokensSchema = z.strictObject({
         .describe("Kubernetes: how many replicas (it keeps no state, so any number serve alike)"),
     })
     .optional()
-    .describe("the token issuer this stack deploys (see Deploying the issuer): a container on Docker, a Deployment and a Service on Kubernetes, signing with the first key; absent: none is deployed"),
+    .describe("the token issuer this stack deploys (see [Deploying the issuer](#tokens-for-app-users)): a container on Docker, a Deployment and a Service on Kubernetes, signing with the first key; absent: none is deployed"),
 });
 
 export const brokerConfigSchema = z.strictObject({
@@ -146,7 +147,7 @@ export const brokerConfigSchema = z.strictObject({
       amqps: port
         .nullable()
         .default(null)
-        .describe("AMQP 0-9-1 over TLS, off unless a port is given; it offers no login mechanism, so neither passwords nor certificates of tenant identities work over AMQP (see Security model)"),
+        .describe("AMQP 0-9-1 over TLS, off unless a port is given; it offers no login mechanism, so neither passwords nor certificates of tenant identities work over AMQP (see [Security model](#security-model))"),
       tenantMqtts: z.array(port).default([]).describe("MQTT-over-TLS listeners dedicated to one tenant each (a tenant stack maps one with tenant.mqttPorts)"),
     })
     .prefault({}),
@@ -200,7 +201,7 @@ export const brokerConfigSchema = z.strictObject({
       profile: z
         .enum(TUNING_PROFILES, { error: `must be one of: ${TUNING_PROFILES.join(", ")}` })
         .default("default")
-        .describe("kernel and runtime settings for many connections (see Tuning profile)"),
+        .describe("kernel and runtime settings for many connections (see [Tuning profile](#tuning-profile-coretuningts))"),
       expectedConnections: z
         .number()
         .int({ error: "must be a whole number" })
@@ -212,7 +213,7 @@ export const brokerConfigSchema = z.strictObject({
     .prefault({}),
   tokens: tokensSchema
     .optional()
-    .describe("token sign-in for apps (see Tokens for app users): RabbitMQ's OAuth 2 backend beside the internal one, verifying the token issuer's signatures with its public keys, rendered as files; absent: no token is accepted"),
+    .describe("token sign-in for apps (see [Tokens for app users](#tokens-for-app-users)): RabbitMQ's OAuth 2 backend beside the internal one, verifying the token issuer's signatures with its public keys, rendered as files; absent: no token is accepted"),
 });
 
 export type BrokerConfigInput = z.input<typeof brokerConfigSchema>;
@@ -222,10 +223,10 @@ type BrokerConfig = z.output<typeof brokerConfigSchema>;
 export interface BrokerModel {
   readonly version: BrokerVersionFull;
   readonly versionText: string;
-  readonly listeners: Readonly<BrokerConfig["listeners"]>;
+  readonly listeners: ReadonlyFields<BrokerConfig["listeners"]>;
   readonly plaintextListeners: boolean;
   /** As configured, each version once. */
-  readonly tls: Readonly<BrokerConfig["tls"]>;
+  readonly tls: ReadonlyFields<BrokerConfig["tls"]>;
   /** The configured plugins with the ones always on (and the OAuth 2 backend with tokens). */
   readonly plugins: readonly string[];
   readonly memoryHighWatermark: BrokerConfig["memoryHighWatermark"];
@@ -250,7 +251,7 @@ export interface TokensModel {
  * `broker.tokens.issuer` as parsed. `image` absent on Docker: built from this package; `url`
  * absent on Docker: https://<publishAddress>:<port>, set by parsePlatformConfig.
  */
-export type TokenIssuerModel = Readonly<NonNullable<TokensConfig["issuer"]>>;
+export type TokenIssuerModel = ReadonlyFields<NonNullable<TokensConfig["issuer"]>>;
 
 /** Validates the broker part of the platform config (`keyPrefix`, e.g. `platform.broker`). */
 export function parseBrokerConfig(raw: unknown, keyPrefix = `${PLATFORM_KEY}.broker`): BrokerModel {
@@ -338,8 +339,8 @@ export const pkiConfigSchema = z.strictObject({
         .enum(CA_SOURCES, { error: `must be one of: ${CA_SOURCES.join(", ")}` })
         .default("generate")
         .describe("`generate`: a self-signed root made and kept (key as a secret) in this stack's state; `import`: an existing CA from the config keys `pkiCaCertificate` (PEM) and secret `pkiCaPrivateKey`"),
-      commonName: subjectText.default("rabbitmq-mqtt root CA").describe("the root's subject CN"),
-      organization: subjectText.optional().describe("the root's subject O"),
+      commonName: subjectText.default("rabbitmq-mqtt root CA").describe("the root's subject CN (when generated)"),
+      organization: subjectText.optional().describe("the subject O of the root (when generated), the tenant intermediates and the broker certificate"),
       validityHours: validityHoursField(10 * HOURS_PER_YEAR),
       earlyRenewalHours: earlyRenewalHoursField(HOURS_PER_YEAR),
     })
@@ -372,10 +373,10 @@ type PkiConfig = z.output<typeof pkiConfigSchema>;
 
 /** `platform.pki` as parsed, defaults filled in. */
 export interface PkiModel {
-  readonly ca: Readonly<PkiConfig["ca"]>;
+  readonly ca: ReadonlyFields<PkiConfig["ca"]>;
   readonly key: KeySpec;
-  readonly brokerCertificate: Readonly<PkiConfig["brokerCertificate"]>;
-  readonly tenantAuthorities: Readonly<PkiConfig["tenantAuthorities"]>;
+  readonly brokerCertificate: ReadonlyFields<PkiConfig["brokerCertificate"]>;
+  readonly tenantAuthorities: ReadonlyFields<PkiConfig["tenantAuthorities"]>;
 }
 
 /** Validates `platform.pki`; the imported CA's PEMs are checked where they are read (stacks/platform.ts). */
@@ -481,7 +482,7 @@ export const platformConfigSchema = z.strictObject({
 type PlatformConfig = z.output<typeof platformConfigSchema>;
 
 /** `platform.kubernetes` as parsed, with the version as its minor number and the memory in bytes. */
-export type KubernetesSettings = Readonly<Omit<PlatformConfig["kubernetes"], "version">> & {
+export type KubernetesSettings = ReadonlyFields<Omit<PlatformConfig["kubernetes"], "version">> & {
   readonly minorVersion: number;
   readonly memoryBytes: number;
 };
@@ -499,7 +500,7 @@ export interface PlatformModel {
   readonly adminUsername: PlatformConfig["adminUsername"];
   readonly broker: BrokerModel;
   readonly pki: PkiModel;
-  readonly docker: Readonly<PlatformConfig["docker"]>;
+  readonly docker: ReadonlyFields<PlatformConfig["docker"]>;
   readonly kubernetes: KubernetesSettings;
 }
 

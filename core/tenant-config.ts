@@ -7,6 +7,7 @@ import { STANDARD_BROKER_PORTS } from "./broker-baseline";
 import { brokerLoginName, subjectProblems, type CertificateSubject, type CertLoginFrom } from "./dn";
 import { HOURS_PER_YEAR, earlyRenewalHoursField, keySchema, validityHoursField, validityProblems } from "./pki-config";
 import { ConfigError, formatPath, type ConfigIssue } from "./errors";
+import type { ReadonlyFields } from "./readonly";
 import { NAME_PATTERN, NAME_RULE, USER_ID_PATTERN, USER_ID_RULE, rabbitUsername } from "./names";
 import {
   MAX_CLIENT_IDS_RANGE,
@@ -121,7 +122,7 @@ const identitySchema = z.strictObject({
   name: nameSchema.describe(`${NAME_RULE}; unique in the tenant; no \`.\`, \`#\`, \`+\`, \`*\`, \`/\`, \`:\`, \`_\`, \`@\` or regex metacharacters`),
   kind: z.enum(IDENTITY_KINDS, { error: `must be one of: ${IDENTITY_KINDS.join(", ")}` }),
   // Checked in validateSemantics so the message can list the roles and what each allows.
-  role: z.string({ error: `must be one of: ${ROLE_NAMES.join(", ")}` }).describe(`one of ${ROLE_NAMES.map((r) => `\`${r}\``).join(", ")} (see Roles and grants)`),
+  role: z.string({ error: `must be one of: ${ROLE_NAMES.join(", ")}` }).describe(`one of ${ROLE_NAMES.map((r) => `\`${r}\``).join(", ")} (see [Roles and grants](#roles-and-grants))`),
   auth: z
     .enum(AUTH_METHODS, { error: `must be one of: ${AUTH_METHODS.join(", ")}` })
     .default("password")
@@ -159,7 +160,7 @@ export const fleetSchema = z.strictObject({
   registry: z
     .string({ error: "must be a path" })
     .regex(REGISTRY_PATH, { error: "must be a .jsonl file inside the project, relative to Pulumi.yaml, e.g. fleets/acme-thermostats.jsonl" })
-    .describe("a `.jsonl` file inside the project, relative to `Pulumi.yaml` (no `..`, not absolute): one device per line (see Device fleets)"),
+    .describe("a `.jsonl` file inside the project, relative to `Pulumi.yaml` (no `..`, not absolute): one device per line (see [Device fleets](#device-fleets))"),
   grants: grantsSchema("`{device}`, `{user}`, `{tenant}`").optional(),
   limits: identityLimitsSchema.prefault({}).describe("per device; maxClientIds absent: 1"),
 });
@@ -217,11 +218,11 @@ export const tenantConfigSchema = z.strictObject({
     .prefault({})
     .describe("client certificates of auth: certificate identities and fleets"),
   identities: z.array(identitySchema).min(1, { error: "declare at least one identity" }).describe("the tenant's apps, devices and services that have a broker user each"),
-  apps: tokenAppsSchema.describe("apps whose end users sign in with tokens (see Tokens for app users): no broker user and no Pulumi resource per app or user; exported as `tokenApps` for the platform's issuer"),
+  apps: tokenAppsSchema.describe("apps whose end users sign in with tokens (see [Tokens for app users](#tokens-for-app-users)): no broker user and no Pulumi resource per app or user; exported as `tokenApps` for the platform's issuer"),
   fleets: z
     .array(fleetSchema)
     .default([])
-    .describe("device fleets (see Device fleets): a device class each, its members in a registry file; one Pulumi resource per fleet, whatever its size"),
+    .describe("device fleets (see [Device fleets](#device-fleets)): a device class each, its members in a registry file; one Pulumi resource per fleet, whatever its size"),
 });
 
 export type TenantConfigInput = z.input<typeof tenantConfigSchema>;
@@ -263,11 +264,11 @@ export interface TenantModel {
   readonly description: string;
   readonly tags: readonly string[];
   readonly protect: boolean;
-  readonly limits: Readonly<TenantConfigParsed["limits"]>;
+  readonly limits: ReadonlyFields<TenantConfigParsed["limits"]>;
   readonly subscriptionQueues?: SubscriptionQueuePolicyModel;
   /** This tenant's entries in `mqtt_port_to_vhost_mapping` (port as a decimal string -> vhost). */
   readonly portMappings: Readonly<Record<string, string>>;
-  readonly certificates: Readonly<Omit<TenantConfigParsed["certificates"], "subject">>;
+  readonly certificates: ReadonlyFields<Omit<TenantConfigParsed["certificates"], "subject">>;
   readonly identities: readonly IdentityModel[];
   /** Token apps, validated. */
   readonly apps: readonly TokenApp[];
@@ -389,7 +390,9 @@ function buildModel(cfg: TenantConfigParsed, issues: ConfigIssue[], readRegistry
       });
       return;
     }
-    const limits = { ...cfg.identityLimits, ...id.limits, ...(ids ? { maxClientIds: 1 } : {}) };
+    // A key a program sets to undefined is absent: it keeps the tenant's value.
+    const own = Object.fromEntries(Object.entries(id.limits ?? {}).filter(([, v]) => v !== undefined));
+    const limits = { ...cfg.identityLimits, ...own, ...(ids ? { maxClientIds: 1 } : {}) };
     identities.push({
       name: id.name,
       kind: id.kind,

@@ -8,9 +8,9 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import Ajv2020 from "ajv/dist/2020";
-import { parse } from "yaml";
+import { parse, parse as parseYaml } from "yaml";
 import { describe, expect, it } from "vitest";
-import { configRows, renderConfigTables, yamlish, type ConfigTableSpec } from "../../core/config-docs";
+import { configRows, renderConfigTables, type ConfigTableSpec } from "../../core/config-docs";
 import { stackConfigKeys } from "../../core/config-json-schema";
 import { brokerConfigSchema, pkiConfigSchema, platformConfigSchema } from "../../core/platform-config";
 import { tenantConfigSchema } from "../../core/tenant-config";
@@ -102,17 +102,29 @@ describe("the README's config tables", () => {
     const checked: string[] = [];
     const compare = (spec: ConfigTableSpec, parsed: Record<string, unknown>) => {
       for (const r of configRows(keys, spec)) {
-        if (r.default === "—" || r.key.includes("[]")) continue;
+        if (r.default === "—" || r.default === "required" || r.key.includes("[]")) continue;
         const value = r.key.split(".").reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], parsed);
-        expect(r.default, r.key).toBe(`\`${yamlish(value)}\``);
+        // Read as a stack file would read it: "1.29" must stay a string, not become 1.29.
+        expect(parseYaml(r.default.replace(/^`|`$/g, "")), r.key).toEqual(value);
         checked.push(r.key);
       }
     };
     compare(CONFIG_TABLES.find((t) => t.name === "platform")!, platform);
+    compare(CONFIG_TABLES.find((t) => t.name === "token-issuer")!, platform.broker.tokens?.issuer ?? {});
     compare({ name: "tenant-only", root: "", keys: ["tenant"] }, { tenant });
     expect(checked).toContain("broker.listeners.mqtts");
+    expect(checked).toContain("kubernetes.version");
+    expect(checked).toContain("replicas");
     expect(checked).toContain("tenant.identityLimits.maxClientIds");
     expect(checked.length).toBeGreaterThan(40);
+  });
+
+  it("say which keys are required, and stop where another table takes over only at a key that exists", () => {
+    const platform = configRows(keys, CONFIG_TABLES.find((t) => t.name === "platform")!);
+    const def = (k: string) => platform.find((r) => r.key === k)?.default;
+    expect([def("target"), def("image"), def("broker.version"), def("broker.tokens.signingKeys")]).toEqual(["required", "required", "required", "required"]);
+    expect([def("kubernetes.storageClass"), def("pki.ca.organization"), def("broker.tokens")]).toEqual(["—", "—", "—"]);
+    expect(() => configRows(keys, { name: "x", root: "platform", stopAt: ["broker.tokenz"] })).toThrow(/no key broker\.tokenz to stop at/);
   });
 
   it("refuse a README without a table's marker", () => {
