@@ -9,8 +9,8 @@ import { ConfigError, type ConfigIssue } from "../core/errors";
 import { PEM_CERTIFICATE, PEM_PRIVATE_KEY } from "../core/pki-config";
 import { PKI_CA_CERTIFICATE_KEY, PKI_CA_PRIVATE_KEY_KEY, PLATFORM_KEY, parsePlatformConfig, type PlatformConfigInput, type PlatformModel } from "../core/platform-config";
 import { parseJsonConfig, rawConfig } from "./config";
-// The components through the library's entry point, as any program would take them; the
-// helpers below and the token issuer (which builds from this repository's issuer/) are not in it.
+// The components through the library's entry point, as any program would take them; the token
+// issuer's components (which build from this repository's issuer/) are not in it.
 import { DockerBroker, KubernetesBroker, PlatformPki, platformCertificateNames } from "../index";
 import { TokenSigningKeys } from "../components/platform/token-keys";
 import { DockerTokenIssuer, KubernetesTokenIssuer, issuerCertificateNames } from "../components/platform/token-issuer";
